@@ -1,0 +1,255 @@
+"""``custodes``: the command line.
+
+Errors are one clear line on stderr and a non-zero exit; ``--debug`` shows the
+traceback. ``--json`` prints one JSON object as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import click
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from custodes import __version__
+from custodes.bootstrap import Custodes, Settings
+from custodes.core.errors import CustodesError
+
+app = typer.Typer(
+    name="custodes",
+    help="Custodes guards patient health information: it ingests every access to a patient "
+    "record, detects misuse, explains it, and proves HIPAA compliance.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+ingest_app = typer.Typer(
+    help="Read access logs and hospital context into Custodes.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Manage the relational store.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    data_dir: Path | None = None
+
+
+def _custodes() -> Custodes:
+    overrides = {"data_dir": _State.data_dir} if _State.data_dir else {}
+    return Custodes(Settings(**overrides))
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"custodes {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="Data directory (default: $CUSTODES_DATA_DIR or the user data dir)."
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    _State.data_dir = data_dir
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator:
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not enabled,
+    )
+    tasks: dict[Path, int] = {}
+
+    def update(path: Path, done: int, total: int) -> None:
+        if path not in tasks:
+            tasks[path] = bar.add_task(path.name, total=total or None)
+        bar.update(tasks[path], completed=done)
+
+    with bar:
+        yield update
+
+
+def _print_counts(
+    title: str, counts: dict[str, int], as_json: bool, extra: dict | None = None
+) -> None:
+    if as_json:
+        out.print(orjson.dumps(counts).decode(), soft_wrap=True, highlight=False)
+        return
+    table = Table(title=title, show_header=False)
+    for key, value in {**counts, **(extra or {})}.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    out.print(table)
+
+
+FilesArg = Annotated[list[Path], typer.Argument(help="Files to read (plain or .gz).", exists=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the counts as one JSON object.")]
+
+
+@ingest_app.command("events")
+def ingest_events(
+    paths: FilesArg,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="Force the format: fhir (AuditEvent NDJSON/Bundle) or csv."),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--mapping", help="CSV column mapping file (YAML), or a bundled name: epic."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Parser processes.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest access logs: FHIR AuditEvent (NDJSON or Bundle) or CSV.
+
+    Bad lines go to the quarantine with their line number and reason; the command exits
+    non-zero only when nothing usable was read.
+    """
+    custodes = _custodes()
+    with _progress(not as_json and err.is_terminal) as progress:
+        run = custodes.ingest_events(
+            paths, fmt=fmt, mapping=mapping, workers=workers, progress=progress
+        )
+    report = run.report
+    _print_counts(
+        "ingested access logs",
+        report.as_json(),
+        as_json,
+        {
+            "access events": report.access_events,
+            "sign-in events": report.signin_events,
+            "run": run.run_id,
+        },
+    )
+    if report.quarantined and not as_json:
+        err.print(
+            f"{report.quarantined:,} line(s) quarantined; see `custodes ingest quarantine --run {run.run_id}`"
+        )
+    if report.accepted == 0:
+        raise typer.Exit(1)
+
+
+@ingest_app.command("context")
+def ingest_context(
+    paths: FilesArg,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="Force the format: fhir (NDJSON/Bundle) or csv.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest hospital context: staff, patients, encounters, care teams, relations.
+
+    FHIR Practitioner, PractitionerRole, Patient, RelatedPerson, Encounter, CareTeam and
+    Organization (NDJSON or Bundle), or the documented CSVs.
+    """
+    custodes = _custodes()
+    with _progress(not as_json and err.is_terminal) as progress:
+        run = custodes.ingest_context(paths, fmt=fmt, progress=progress)
+    report = run.report
+    _print_counts(
+        "ingested context", report.as_json(), as_json, {**report.stored, "run": run.run_id}
+    )
+    if report.accepted == 0:
+        raise typer.Exit(1)
+
+
+@ingest_app.command("quarantine")
+def show_quarantine(
+    run: Annotated[str | None, typer.Option("--run", help="Only this ingest run.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List quarantined lines: file, line number and reason (never the raw text)."""
+    from custodes.storage.sql_context import SqlIngestRuns
+
+    rows = SqlIngestRuns(_custodes().ready_engine()).quarantined(run, limit)
+    if as_json:
+        out.print(orjson.dumps({"quarantined": rows}).decode(), soft_wrap=True, highlight=False)
+        return
+    table = Table("run", "file", "line", "reason", title="quarantine")
+    for row in rows:
+        table.add_row(row["run_id"], row["source_file"], str(row["line"]), row["reason"])
+    out.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the latest version."""
+    custodes = _custodes()
+    revision = custodes.upgrade_database()
+    out.print(f"database at revision {revision}")
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Where to build the demo (default: a fresh folder)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated accesses.")] = 7,
+) -> None:
+    """The guided tour: a fresh hospital, its context and access logs, ingested."""
+    from custodes.demo import run_demo
+
+    run_demo(data_dir or _State.data_dir, seed=seed, console=out)
+
+
+def run() -> None:
+    """Entry point: one clear line per error, the traceback only under ``--debug``."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        # Outside standalone mode Click returns the code of ``typer.Exit`` instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except click.exceptions.Exit as stop:
+        sys.exit(stop.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except CustodesError as error:
+        if debug:
+            raise
+        err.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
+    except Exception as error:  # the last guard: no traceback reaches a user
+        if debug:
+            raise
+        # The message of an unexpected error may quote input (PHI): name the type only.
+        err.print(
+            f"error: unexpected {type(error).__name__} (run again with --debug for details)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Adapters that implement the core ports: SQL (SQLite, PostgreSQL), Parquet, buses."""

@@ -1,0 +1,146 @@
+"""The relational schema (SQLAlchemy Core). Alembic migrations create and evolve it.
+
+All times are stored in UTC. Columns that hold PHI (names, addresses, birth dates,
+quarantined raw lines) are marked in their comments; the database file or server must
+be protected accordingly.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+access_events = sa.Table(
+    "access_events",
+    metadata,
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("user_id", sa.String(200), nullable=False, index=True),
+    sa.Column("patient_id", sa.String(200), nullable=False, index=True),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("resource_type", sa.String(100)),
+    sa.Column("resource_id", sa.String(200)),
+    sa.Column("application", sa.String(200)),
+    sa.Column("workstation", sa.String(200)),
+    sa.Column("source_ip", sa.String(100)),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("purpose_of_use", sa.String(20)),
+    sa.Column("break_the_glass", sa.Boolean, nullable=False),
+    sa.Column("session_id", sa.String(200)),
+    sa.Column("source_format", sa.String(40)),
+    sa.Column("source_file", sa.String(500)),
+    sa.Column("source_line", sa.BigInteger),
+)
+
+signin_events = sa.Table(
+    "signin_events",
+    metadata,
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("user_id", sa.String(200), nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("source_ip", sa.String(100)),
+    sa.Column("device", sa.String(200)),
+    sa.Column("application", sa.String(200)),
+    sa.Column("session_id", sa.String(200)),
+    sa.Column("mfa_method", sa.String(40)),
+    sa.Column("source_format", sa.String(40)),
+    sa.Column("source_file", sa.String(500)),
+    sa.Column("source_line", sa.BigInteger),
+)
+
+staff = sa.Table(
+    "staff",
+    metadata,
+    sa.Column("staff_id", sa.String(200), primary_key=True),
+    sa.Column("family_name", sa.String(200), comment="PHI"),
+    sa.Column("given_names", sa.JSON, comment="PHI"),
+    sa.Column("role", sa.String(100)),
+    sa.Column("department", sa.String(200), index=True),
+    sa.Column("address", sa.JSON, comment="PHI"),
+    sa.Column("hire_date", sa.Date),
+    sa.Column("termination_date", sa.Date),
+    sa.Column("identifiers", sa.JSON),
+)
+
+patients = sa.Table(
+    "patients",
+    metadata,
+    sa.Column("patient_id", sa.String(200), primary_key=True),
+    sa.Column("family_name", sa.String(200), comment="PHI"),
+    sa.Column("given_names", sa.JSON, comment="PHI"),
+    sa.Column("address", sa.JSON, comment="PHI"),
+    sa.Column("birth_date", sa.Date, comment="PHI"),
+    sa.Column("deceased", sa.Boolean, nullable=False),
+    sa.Column("deceased_at", sa.DateTime(timezone=True)),
+    sa.Column("vip", sa.Boolean, nullable=False),
+    sa.Column("staff_id", sa.String(200)),
+    sa.Column("sensitive_categories", sa.JSON),
+    sa.Column("identifiers", sa.JSON, comment="PHI"),
+)
+
+encounters = sa.Table(
+    "encounters",
+    metadata,
+    sa.Column("encounter_id", sa.String(200), primary_key=True),
+    sa.Column("patient_id", sa.String(200), nullable=False, index=True),
+    sa.Column("department", sa.String(200)),
+    sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("end", sa.DateTime(timezone=True)),
+    sa.Column("attending_id", sa.String(200), index=True),
+    sa.Column("care_team", sa.JSON),
+    sa.Column("encounter_class", sa.String(40)),
+)
+
+related_persons = sa.Table(
+    "related_persons",
+    metadata,
+    sa.Column("related_id", sa.String(200), primary_key=True),
+    sa.Column("patient_id", sa.String(200), nullable=False, index=True),
+    sa.Column("relationship", sa.String(100)),
+    sa.Column("family_name", sa.String(200), comment="PHI"),
+    sa.Column("given_names", sa.JSON, comment="PHI"),
+    sa.Column("address", sa.JSON, comment="PHI"),
+    sa.Column("staff_id", sa.String(200), index=True),
+)
+
+departments = sa.Table(
+    "departments",
+    metadata,
+    sa.Column("department_id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(300)),
+    sa.Column("part_of", sa.String(200)),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("run_id", sa.String(40), nullable=False, index=True),
+    sa.Column("source_format", sa.String(40), nullable=False),
+    sa.Column("source_file", sa.String(500), nullable=False),
+    sa.Column("line", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("raw", sa.Text, nullable=False, comment="PHI: the untouched input line"),
+)
+
+ingest_runs = sa.Table(
+    "ingest_runs",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("read", sa.BigInteger, nullable=False, default=0),
+    sa.Column("accepted", sa.BigInteger, nullable=False, default=0),
+    sa.Column("quarantined", sa.BigInteger, nullable=False, default=0),
+    sa.Column("duplicates", sa.BigInteger, nullable=False, default=0),
+)

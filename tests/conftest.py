@@ -48,10 +48,17 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(message)
 
 
+def _host_port(url: str, default_port: int) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty schema in the real PostgreSQL ``test`` database."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
+    require_service("PostgreSQL", *_host_port(POSTGRES_URL, 5432))
     import sqlalchemy as sa
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -68,7 +75,7 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def nats_url() -> str:
-    require_service("NATS", "127.0.0.1", 4222)
+    require_service("NATS", *_host_port(NATS_URL, 4222))
     return NATS_URL
 
 

@@ -50,7 +50,7 @@ CASES = [
             8: "no patient entity",
             9: "not an AuditEvent resource",
             11: "unknown outcome code",
-            12: "not a valid AuditEvent: Expected `bool | null`, got `str` - at `$.agent[0].requestor`",
+            12: "not a valid AuditEvent: Expected `array | null`, got `str` - at `$.agent`",
             13: "missing required field user_id",
         },
     ),

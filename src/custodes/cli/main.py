@@ -123,7 +123,10 @@ def ingest_events(
         typer.Option("--mapping", help="CSV column mapping file (YAML), or a bundled name: epic."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Parser processes.")
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Parser processes for CSV (FHIR uses DuckDB threads)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -9,7 +9,7 @@ import polars as pl
 
 @dataclass(frozen=True, slots=True)
 class QuarantinedRecord:
-    """One line or entry that an ingest reader could not turn into an event.
+    """One line or entry that an ingest reader could not use (an event or a context record).
 
     Attributes
     ----------

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
 import yaml
 
 from custodes.core.errors import InputFormatError
@@ -39,7 +40,7 @@ from custodes.core.ids import content_id
 from custodes.core.quarantine import QuarantinedRecord
 from custodes.ingest.base import ChunkResult, EventReader, decode_raw, open_source
 from custodes.ingest.codes import ACTION_CODES
-from custodes.ingest.normalise import RAW_ACCESS_COLUMNS, normalise_access_columns
+from custodes.ingest.normalise import RAW_ACCESS_COLUMNS, normalise_access_frame
 
 FORMAT_NAME = "csv"
 REQUIRED_COLUMNS = ("time", "user_id", "patient_id", "action")
@@ -154,60 +155,118 @@ class CsvAccessLogReader(EventReader):
     def parse_lines(self, lines: Sequence[bytes], source_file: str) -> ChunkResult:
         if self.header is None:
             raise InputFormatError("CsvAccessLogReader.parse_lines needs the header")
-        header = self.header
-        width = len(header)
-        positions = {
-            name: header.index(col) for name, col in self.mapping.columns.items() if col in header
-        }
-        quarantined: list[QuarantinedRecord] = []
-        rows: list[list[str]] = []
-        numbers: list[int] = []
-        raws: list[bytes] = []
-        texts = [line.decode("utf-8", errors="replace") for line in lines]
-        for number, row in enumerate(csv.reader(texts, delimiter=self.mapping.delimiter), start=1):
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != width:
-                quarantined.append(
-                    QuarantinedRecord(
-                        FORMAT_NAME, source_file, number,
-                        f"malformed row: expected {width} fields, found {len(row)}",
-                        decode_raw(lines[number - 1]),
-                    )
-                )  # fmt: skip
-                continue
-            rows.append(row)
-            numbers.append(number)
-            raws.append(lines[number - 1])
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
-        raw: dict[str, list] = {}
-        for name in RAW_ACCESS_COLUMNS:
-            if name in positions:
-                raw[name] = list(columns[positions[name]])
-            elif name in self.mapping.constants:
-                raw[name] = [self.mapping.constants[name]] * len(rows)
-            else:
-                raw[name] = [None] * len(rows)
-        raw["action"] = [self.mapping.resolve_action(v) for v in raw["action"]]
-        raw["event_id"] = [
-            value if value and value.strip() else content_id(line.strip())
-            for value, line in zip(raw["event_id"], raws, strict=True)
-        ]
-        raw["source_line"] = numbers
-        events, rejects = normalise_access_columns(
+        text = b"".join(lines).decode("utf-8", errors="replace")
+        if '"' in text:  # quoting: let the csv module decide where fields end
+            fields, malformed = self._split_quoted(lines)
+        else:  # no quotes: every separator ends a field, so Polars can split in bulk
+            fields, malformed = self._split_plain(text)
+        width = len(self.header)
+        quarantined = [
+            QuarantinedRecord(
+                FORMAT_NAME, source_file, number,
+                f"malformed row: expected {width} fields, found {found}",
+                decode_raw(lines[number - 1]),
+            )
+            for number, found in malformed
+        ]  # fmt: skip
+        raw = self._canonical(fields, lines)
+        events, rejects = normalise_access_frame(
             raw,
             source_format=FORMAT_NAME,
             source_file=source_file,
             naive_time_zone=self.mapping.timezone,
         )
-        for row, reason in rejects:
+        for number, reason in rejects.iter_rows():
             quarantined.append(
                 QuarantinedRecord(
-                    FORMAT_NAME, source_file, numbers[row], reason, decode_raw(raws[row])
+                    FORMAT_NAME, source_file, number, reason, decode_raw(lines[number - 1])
                 )
             )
         quarantined.sort(key=lambda q: q.line)
         return ChunkResult(access=events, quarantined=quarantined)
+
+    def _split_plain(self, text: str) -> tuple[pl.DataFrame, list[tuple[int, int]]]:
+        """Rows as string columns named by the header, plus (line, fields found) of bad rows."""
+        header, separator = self.header, self.mapping.delimiter
+        assert header is not None
+        frame = (
+            pl.DataFrame({"line": [text]})
+            .select(pl.col("line").str.split("\n"))
+            .explode("line")
+            .with_row_index("source_line", offset=1)
+            .with_columns(
+                pl.col("line").str.strip_chars_end("\r"), pl.col("source_line").cast(pl.Int64)
+            )
+            .filter(pl.col("line").str.strip_chars() != "")
+            .with_columns(_found=pl.col("line").str.count_matches(separator, literal=True) + 1)
+        )
+        bad = frame.filter(pl.col("_found") != len(header))
+        good = frame.filter(pl.col("_found") == len(header))
+        split = good.select(
+            "source_line",
+            pl.col("line")
+            .str.split_exact(separator, len(header) - 1)
+            .struct.rename_fields(list(header))
+            .alias("_fields"),
+        ).unnest("_fields")
+        return split, list(bad.select("source_line", "_found").iter_rows())
+
+    def _split_quoted(self, lines: Sequence[bytes]) -> tuple[pl.DataFrame, list[tuple[int, int]]]:
+        header = self.header
+        assert header is not None
+        rows: list[list[str]] = []
+        numbers: list[int] = []
+        malformed: list[tuple[int, int]] = []
+        texts = [line.decode("utf-8", errors="replace") for line in lines]
+        for number, row in enumerate(csv.reader(texts, delimiter=self.mapping.delimiter), start=1):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                malformed.append((number, len(row)))
+                continue
+            rows.append(row)
+            numbers.append(number)
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+        frame = pl.DataFrame(
+            {
+                "source_line": numbers,
+                **{name: list(col) for name, col in zip(header, columns, strict=True)},
+            },
+            schema={"source_line": pl.Int64, **dict.fromkeys(header, pl.String)},
+        )
+        return frame, malformed
+
+    def _canonical(self, fields: pl.DataFrame, lines: Sequence[bytes]) -> pl.DataFrame:
+        """The canonical raw columns from the export's columns, constants and action words."""
+        columns = []
+        for name in RAW_ACCESS_COLUMNS:
+            source = self.mapping.columns.get(name)
+            if source is not None and source in fields.columns:
+                columns.append(pl.col(source).alias(name))
+            elif name in self.mapping.constants:
+                columns.append(pl.lit(self.mapping.constants[name], dtype=pl.String).alias(name))
+            else:
+                columns.append(pl.lit(None, dtype=pl.String).alias(name))
+        raw = fields.select(*columns, "source_line")
+        # Action words are few and distinct: map each once, not once per row.
+        words = raw["action"].unique().drop_nulls().to_list()
+        mapped = {word: self.mapping.resolve_action(word) for word in words}
+        raw = raw.with_columns(
+            pl.col("action").replace_strict(mapped, default=None, return_dtype=pl.String)
+        )
+        missing = raw.filter(
+            pl.col("event_id").is_null() | (pl.col("event_id").str.strip_chars() == "")
+        )
+        if missing.height:  # a stable id from the line's bytes, so re-reading adds nothing
+            ids = {n: content_id(lines[n - 1].strip()) for n in missing["source_line"].to_list()}
+            raw = raw.with_columns(
+                event_id=pl.when(pl.col("source_line").is_in(list(ids)))
+                .then(
+                    pl.col("source_line").replace_strict(ids, default=None, return_dtype=pl.String)
+                )
+                .otherwise(pl.col("event_id"))
+            )
+        return raw
 
 
 def _read_header(path: Path, mapping: CsvMapping) -> tuple[str, ...]:

@@ -20,327 +20,478 @@ access to a patient record, and goes to the quarantine with that reason.
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterator, Sequence
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import duckdb
 import msgspec
 import orjson
 import polars as pl
 
-from custodes.core.events import SIGNIN_EVENT_SCHEMA, Outcome, SignInKind
 from custodes.core.ids import content_id
 from custodes.core.quarantine import QuarantinedRecord
 from custodes.ingest.base import (
-    DEFAULT_CHUNK_LINES,
     ChunkResult,
     EventReader,
     decode_raw,
-    gc_paused,
     open_source,
 )
-from custodes.ingest.codes import ACTION_CODES, OUTCOME_CODES
-from custodes.ingest.normalise import RAW_ACCESS_COLUMNS, normalise_access_columns
+from custodes.ingest.codes import ACTION_CODES
+from custodes.ingest.normalise import (
+    RAW_ACCESS_COLUMNS,
+    RAW_SIGNIN_COLUMNS,
+    normalise_access_frame,
+    normalise_signin_frame,
+)
 
 FORMAT_NAME = "fhir-auditevent"
+#: Bytes per DuckDB query (whole lines): the planning cost of each query is spread
+#: thin while memory stays bounded whatever the file size.
+CHUNK_BYTES = 48 * 1024 * 1024
+#: Entries per query when reading a Bundle.
+CHUNK_LINES = 50_000
 _DCM = "http://dicom.nema.org/resources/ontology/DCM"
 _USER_AUTHENTICATION = "110114"
-_SIGNIN_SUBTYPES = {"110122": SignInKind.LOGIN, "110123": SignInKind.LOGOUT}
-_PATIENT_ROLE = "1"  # http://terminology.hl7.org/CodeSystem/object-role
+
+# The elements read, as DuckDB column types: everything else in a line is skipped
+# unparsed, which is most of the speed.
+_CODE = "STRUCT(code VARCHAR)"
+_CONCEPT = f"STRUCT(coding {_CODE}[])"
+_REFERENCE = "STRUCT(reference VARCHAR, identifier STRUCT(value VARCHAR), display VARCHAR)"
+AUDIT_EVENT_COLUMNS: dict[str, str] = {
+    "resourceType": "VARCHAR",
+    "id": "VARCHAR",
+    "recorded": "VARCHAR",
+    "outcome": "VARCHAR",
+    "action": "VARCHAR",
+    "type": _CODE,
+    "subtype": f"{_CODE}[]",
+    "purposeOfEvent": f"{_CONCEPT}[]",
+    "agent": f"STRUCT(type {_CONCEPT}, who {_REFERENCE}, altId VARCHAR, requestor BOOLEAN, "
+    f"network STRUCT(address VARCHAR, type VARCHAR), purposeOfUse {_CONCEPT}[])[]",
+    "source": f"STRUCT(observer {_REFERENCE})",
+    "entity": f"STRUCT(what {_REFERENCE}, role {_CODE})[]",
+}
 
 
-# The decoding shapes: only the elements Custodes reads. ``gc=False`` because these
-# objects never form cycles and the collector would otherwise rescan millions of them.
-class _Identifier(msgspec.Struct, gc=False):
-    system: str | None = None
+def _ref_id(x: str) -> str:
+    """SQL: the id of a reference (``Type/id``, absolute URL, ``_history``, ``urn:uuid``)."""
+    return (
+        f"CASE WHEN starts_with({x}, 'urn:uuid:') THEN {x}[10:] "
+        f"WHEN contains({x}, '/_history/') "
+        f"THEN split_part(regexp_replace({x}, '/_history/.*$', ''), '/', -1) "
+        f"ELSE split_part({x}, '/', -1) END"
+    )
+
+
+def _ref_type(x: str) -> str:
+    """SQL: the resource type of a reference, NULL for ``urn:`` and bare ids."""
+    return (
+        f"CASE WHEN starts_with({x}, 'urn:') THEN NULL "
+        f"WHEN contains({x}, '/_history/') "
+        f"THEN nullif(split_part(regexp_replace({x}, '/_history/.*$', ''), '/', -2), '') "
+        f"ELSE nullif(split_part({x}, '/', -2), '') END"
+    )
+
+
+def _is_patient_reference(x: str) -> str:
+    """SQL: ``Patient/ID``, ``.../Patient/ID`` or either with ``/_history/N``."""
+    return f"(starts_with({x}, 'Patient/') OR contains({x}, '/Patient/'))"
+
+
+def _has_type(x: str) -> str:
+    """SQL: a reference that names its resource type (``Type/id``, not ``urn:`` or a bare id)."""
+    return f"(contains({x}, '/') AND NOT starts_with({x}, 'urn:'))"
+
+
+_IP = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$"
+
+
+def _is_ip_address(a: str) -> str:
+    return (
+        f"({a}.network.type = '2' OR ({a}.network.type IS NULL "
+        f"AND regexp_matches({a}.network.address, '{_IP}')))"
+    )
+
+
+def _is_machine_name(a: str) -> str:
+    return (
+        f"({a}.network.type = '1' OR ({a}.network.type IS NULL "
+        f"AND NOT regexp_matches({a}.network.address, '{_IP}')))"
+    )
+
+
+def _has_code(concept: str, code: str) -> str:
+    return f"list_contains(list_transform({concept}.coding, lambda c: c.code), '{code}')"
+
+
+def _first_code(concepts: str) -> str:
+    return (
+        f"list_filter(flatten(list_transform({concepts}, "
+        f"lambda p: list_transform(p.coding, lambda c: c.code))), lambda v: v IS NOT NULL)[1]"
+    )
+
+
+_ACTION_KEYS = ", ".join(f"'{k}'" for k in ACTION_CODES)
+_PATIENT_ENTITY = (
+    f"lambda e: {_is_patient_reference('e.what.reference')} "
+    f"OR (e.role.code = '1' AND e.what.reference IS NULL AND e.what.identifier.value IS NOT NULL) "
+    f"OR (e.role.code = '1' AND starts_with(e.what.reference, 'urn:uuid:'))"
+)
+_RESOURCE_ENTITY = (
+    f"lambda e: {_has_type('e.what.reference')} AND NOT {_is_patient_reference('e.what.reference')}"
+)
+
+# The one implementation of what an AuditEvent means (the module docstring, in SQL).
+# ``{source}`` is a ``read_ndjson`` over a chunk of lines; rows come out in line order.
+# Built from the constants above, never from input. References are parsed only for
+# the entities and agent chosen, which keeps the per-line cost low.
+_EXTRACT_SQL = f"""
+WITH u AS (
+  SELECT *,
+    -- Each choice first tries the usual place (the first agent, the first entity), so
+    -- the list is searched only for events shaped otherwise.
+    CASE WHEN agent[1].requestor THEN agent[1]
+         ELSE coalesce(list_filter(agent, lambda a: coalesce(a.requestor, false))[1],
+                       list_filter(agent, lambda a: a.who IS NOT NULL)[1]) END AS _user,
+    CASE WHEN {_is_patient_reference("entity[1].what.reference")} THEN entity[1].what
+         ELSE list_filter(entity, {_PATIENT_ENTITY})[1].what END AS _patient,
+    CASE WHEN {_is_patient_reference("entity[1].what.reference")}
+              AND (entity[2].what.reference IS NULL OR ({_has_type("entity[2].what.reference")}
+                   AND NOT {_is_patient_reference("entity[2].what.reference")}))
+         THEN entity[2].what.reference
+         ELSE list_filter(entity, {_RESOURCE_ENTITY})[1].what.reference END AS _resource,
+    list_filter(list_concat(list_transform(subtype, lambda s: s.code), [type.code, action]),
+                lambda c: c IS NOT NULL) AS _codes
+  FROM {{source}}
+),
+v AS (
+  SELECT *,
+    CASE WHEN _patient.reference IS NULL THEN _patient.identifier.value
+         ELSE {_ref_id("_patient.reference")} END AS _patient_id
+  FROM u
+)
+SELECT
+  CASE WHEN resourceType IS DISTINCT FROM 'AuditEvent' THEN 'not-auditevent'
+       WHEN type.code = '{_USER_AUTHENTICATION}' THEN 'signin'
+       WHEN _patient_id IS NULL THEN 'no-patient'
+       ELSE 'access' END AS _kind,
+  id AS event_id,
+  recorded AS time,
+  CASE WHEN _user.who.reference IS NOT NULL THEN {_ref_id("_user.who.reference")}
+       ELSE coalesce(_user.who.identifier.value, _user.altId) END AS user_id,
+  _patient_id AS patient_id,
+  coalesce(list_filter(_codes, lambda c: lower(c) IN ({_ACTION_KEYS}))[1], _codes[1]) AS action,
+  CASE WHEN _resource IS NOT NULL THEN {_ref_type("_resource")}
+       WHEN {_is_patient_reference("_patient.reference")} THEN 'Patient' END AS resource_type,
+  CASE WHEN _resource IS NOT NULL THEN {_ref_id("_resource")}
+       WHEN {_is_patient_reference("_patient.reference")} THEN _patient_id END AS resource_id,
+  coalesce(
+    list_filter(agent, lambda a: a.who IS NOT NULL AND {_has_code("a.type", "110150")})[1].who.display,
+    source.observer.display,
+    CASE WHEN source.observer.reference IS NOT NULL THEN {_ref_id("source.observer.reference")} END,
+    list_filter(agent, lambda a: NOT coalesce(a.requestor, false)
+                                 AND {_has_code("a.type", "110153")})[1].who.display
+  ) AS application,
+  coalesce(CASE WHEN {_is_ip_address("_user")} THEN _user.network.address END,
+           list_filter(agent, lambda a: {_is_ip_address("a")})[1].network.address) AS source_ip,
+  coalesce(CASE WHEN {_is_machine_name("_user")} THEN _user.network.address END,
+           list_filter(agent, lambda a: {_is_machine_name("a")})[1].network.address) AS workstation,
+  outcome,
+  coalesce({_first_code("purposeOfEvent")}, {_first_code("_user.purposeOfUse")}) AS purpose_of_use,
+  CAST(NULL AS VARCHAR) AS session_id,
+  CASE WHEN list_contains(list_transform(subtype, lambda s: s.code), '110123') THEN 'logout'
+       ELSE 'login' END AS kind
+FROM v
+"""
+
+_COLUMNS_SQL = "{" + ", ".join(f"'{k}': '{v}'" for k, v in AUDIT_EVENT_COLUMNS.items()) + "}"
+
+
+# Validation shapes for the reason a line cannot be read. msgspec names the JSON path
+# of the problem without quoting the value, so the reason is safe to keep and show.
+class _Identifier(msgspec.Struct):
     value: str | None = None
 
 
-class _Reference(msgspec.Struct, gc=False):
+class _Reference(msgspec.Struct):
     reference: str | None = None
     identifier: _Identifier | None = None
     display: str | None = None
 
 
-class _Coding(msgspec.Struct, gc=False):
-    system: str | None = None
+class _Code(msgspec.Struct):
     code: str | None = None
 
 
-class _Concept(msgspec.Struct, gc=False):
-    coding: list[_Coding] = []
-    text: str | None = None
+class _Concept(msgspec.Struct):
+    coding: list[_Code] | None = None
 
 
-class _Network(msgspec.Struct, gc=False):
+class _Network(msgspec.Struct):
     address: str | None = None
     type: str | None = None
 
 
-class _Agent(msgspec.Struct, gc=False):
+class _Agent(msgspec.Struct):
     type: _Concept | None = None
     who: _Reference | None = None
     altId: str | None = None
     requestor: bool | None = None
     network: _Network | None = None
-    purposeOfUse: list[_Concept] = []
+    purposeOfUse: list[_Concept] | None = None
 
 
-class _Entity(msgspec.Struct, gc=False):
+class _Entity(msgspec.Struct):
     what: _Reference | None = None
-    type: _Coding | None = None
-    role: _Coding | None = None
+    role: _Code | None = None
 
 
-class _Source(msgspec.Struct, gc=False):
+class _Source(msgspec.Struct):
     observer: _Reference | None = None
-    site: str | None = None
 
 
-class _AuditEvent(msgspec.Struct, gc=False):
-    resourceType: str
+class _AuditEvent(msgspec.Struct):
+    resourceType: str | None = None
     id: str | None = None
-    type: _Coding | None = None
-    subtype: list[_Coding] = []
-    action: str | None = None
     recorded: str | None = None
     outcome: str | None = None
-    purposeOfEvent: list[_Concept] = []
-    agent: list[_Agent] = []
+    action: str | None = None
+    type: _Code | None = None
+    subtype: list[_Code] | None = None
+    purposeOfEvent: list[_Concept] | None = None
+    agent: list[_Agent] | None = None
     source: _Source | None = None
-    entity: list[_Entity] = []
+    entity: list[_Entity] | None = None
 
 
-_DECODER = msgspec.json.Decoder(_AuditEvent)
+_VALIDATOR = msgspec.json.Decoder(_AuditEvent, strict=False)
 
 
-def _reference_parts(reference: str | None) -> tuple[str | None, str | None]:
-    """``http://x/fhir/Patient/12/_history/3`` -> (``Patient``, ``12``).
-
-    A ``urn:uuid:X`` reference (Synthea, transaction Bundles) resolves to the plain id
-    ``X``, as the context readers resolve it, so events and context ids line up.
-
-    >>> _reference_parts("urn:uuid:0f1e"), _reference_parts("Patient/p1/_history/2")
-    ((None, '0f1e'), ('Patient', 'p1'))
-    """
-    if not reference:
-        return None, None
-    if reference.startswith("urn:uuid:"):
-        return None, reference[len("urn:uuid:") :]
-    parts = reference.split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    if len(parts) >= 2:
-        return parts[-2], parts[-1]
-    return None, parts[-1]
-
-
-def _who_id(ref: _Reference | None, alt_id: str | None) -> str | None:
-    if ref is not None:
-        if ref.reference:
-            return _reference_parts(ref.reference)[1]
-        if ref.identifier is not None and ref.identifier.value:
-            return ref.identifier.value
-    return alt_id
-
-
-def _requestor(agents: list[_Agent]) -> _Agent | None:
-    for agent in agents:
-        if agent.requestor:
-            return agent
-    for agent in agents:
-        if agent.who is not None:
-            return agent
-    return None
-
-
-def _looks_like_ip(address: str) -> bool:
+def _why_unreadable(line: bytes) -> str | None:
+    """Why a single line cannot be read (naming the place, never the value), or None."""
     try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return True
-
-
-def _network(agents: list[_Agent], user: _Agent | None) -> tuple[str | None, str | None]:
-    """(source IP, workstation) from the agents' network addresses, user first."""
-    source_ip = workstation = None
-    ordered = ([user] if user is not None else []) + [a for a in agents if a is not user]
-    for agent in ordered:
-        net = agent.network
-        if net is None or not net.address:
-            continue
-        if net.type == "2" or (net.type is None and _looks_like_ip(net.address)):
-            source_ip = source_ip or net.address
-        elif net.type in (None, "1"):
-            workstation = workstation or net.address
-    return source_ip, workstation
-
-
-def _application(agents: list[_Agent], user: _Agent | None, source: _Source | None) -> str | None:
-    """The software used: an Application agent (DICOM 110150), else the observer, else
-    the client (Source Role, 110153) agent's name."""
-    client = None
-    for agent in agents:
-        if agent is user or agent.who is None:
-            continue
-        codes = {c.code for c in agent.type.coding} if agent.type else set()
-        if "110150" in codes:
-            return agent.who.display or _who_id(agent.who, agent.altId)
-        if "110153" in codes and client is None:
-            client = agent.who.display
-    if source is not None and source.observer is not None:
-        return source.observer.display or _who_id(source.observer, None)
-    return client
-
-
-def _purpose(event: _AuditEvent, user: _Agent | None) -> str | None:
-    for concept in [*event.purposeOfEvent, *(user.purposeOfUse if user else [])]:
-        for coding in concept.coding:
-            if coding.code:
-                return coding.code
+        document = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "malformed JSON"
+    if not isinstance(document, dict):
+        return "not a JSON object"
+    try:
+        _VALIDATOR.decode(line)
+    except msgspec.ValidationError as err:
+        return f"not a valid AuditEvent: {err}"
     return None
 
 
-def _action_code(event: _AuditEvent) -> str | None:
-    """The first known code among subtype, type and action, else the first given.
+class _Extractor:
+    """A DuckDB connection with the extraction prepared over one private scratch file.
 
-    IHE profiles put a transaction id in ``subtype`` (``ITI-9``) and the DICOM event
-    (110112 Query, 110106 Export) in ``type``; BALP puts the RESTful interaction in
-    ``subtype``.
+    Preparing once saves planning the query for every chunk; the scratch folder is
+    created 0700 (chunks hold PHI) and removed when the extractor is collected.
     """
-    candidates = [s.code for s in event.subtype if s.code]
-    if event.type is not None and event.type.code:
-        candidates.append(event.type.code)
-    if event.action:
-        candidates.append(event.action)
-    for code in candidates:
-        if code.lower() in ACTION_CODES:
-            return code
-    return candidates[0] if candidates else None
+
+    def __init__(self, threads: int) -> None:
+        # Memory-backed when the system has it: the chunk is written and read once.
+        shm = "/dev/shm"  # noqa: S108 - a private mkdtemp folder inside it, mode 0700
+        shm = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+        self.scratch = tempfile.mkdtemp(prefix="custodes-", dir=shm)
+        self.path = os.path.join(self.scratch, "chunk.ndjson")
+        open(self.path, "wb").close()
+        self.connection = duckdb.connect()
+        self.connection.execute(f"SET threads = {int(threads)}")
+        escaped = self.path.replace("'", "''")
+        source = (
+            f"read_ndjson('{escaped}', columns={_COLUMNS_SQL}, format='newline_delimited', "
+            "records='true', maximum_object_size=67108864)"
+        )
+        self.connection.execute(
+            "PREPARE extract_audit_events AS " + _EXTRACT_SQL.replace("{source}", source)
+        )
+        self.close = weakref.finalize(self, _close_extractor, self.connection, self.scratch)
+
+    def run(self, lines: Sequence[bytes] | bytes) -> pl.DataFrame:
+        """Extract from lines, or from a block of whole lines as one bytes object."""
+        with open(self.path, "wb") as handle:
+            if isinstance(lines, bytes):
+                handle.write(lines)
+            else:
+                handle.writelines(line if line.endswith(b"\n") else line + b"\n" for line in lines)
+        table = self.connection.sql("EXECUTE extract_audit_events").to_arrow_table()
+        return pl.from_arrow(table)  # type: ignore[return-value]
 
 
-def _patient_and_resource(
-    entities: list[_Entity],
-) -> tuple[str | None, str | None, str | None]:
-    patient_id = None
-    resource: tuple[str | None, str | None] = (None, None)
-    for entity in entities:
-        what = entity.what
-        if what is None:
-            continue
-        rtype, rid = _reference_parts(what.reference)
-        is_patient_role = entity.role is not None and entity.role.code == _PATIENT_ROLE
-        if patient_id is None and (rtype == "Patient" or (is_patient_role and rtype is None)):
-            if rid is not None:
-                patient_id = rid
-            elif what.identifier is not None and what.identifier.value:
-                patient_id = what.identifier.value
-            if rtype == "Patient" and resource[0] is None:
-                resource = (rtype, rid)
-            continue
-        if rtype is not None and (resource[0] is None or resource[0] == "Patient"):
-            resource = (rtype, rid)
-    return patient_id, resource[0], resource[1]
+def _close_extractor(connection: duckdb.DuckDBPyConnection, scratch: str) -> None:
+    connection.close()
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 class FhirAuditEventReader(EventReader):
-    """Reads FHIR AuditEvents from NDJSON (one resource a line) or a Bundle."""
+    """Reads FHIR AuditEvents from NDJSON (one resource a line) or a Bundle.
+
+    Each chunk of lines is handed to DuckDB's JSON reader, which parses only the
+    elements above, in parallel, and applies one SQL extraction; a chunk DuckDB cannot
+    read whole is split in halves until the unreadable lines are found and quarantined.
+    """
 
     format_name = FORMAT_NAME
 
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+        self._extractor: _Extractor | None = None
+
+    def __getstate__(self) -> dict:
+        return {"threads": self.threads, "_extractor": None}  # a connection does not pickle
+
+    def close(self) -> None:
+        """Release the DuckDB connection and the scratch folder (reading reopens them)."""
+        if self._extractor is not None:
+            self._extractor.close()
+            self._extractor = None
+
+    def _extract(self, lines: Sequence[bytes] | bytes) -> pl.DataFrame:
+        if self._extractor is None:
+            self._extractor = _Extractor(self.threads or os.cpu_count() or 1)
+        return self._extractor.run(lines)
+
     def parse_lines(self, lines: Sequence[bytes], source_file: str) -> ChunkResult:
-        access: dict[str, list] = {c: [] for c in (*RAW_ACCESS_COLUMNS, "source_line")}
-        access_raw: list[bytes] = []
-        signins: dict[str, list] = {c: [] for c in SIGNIN_EVENT_SCHEMA}
-        quarantined: list[QuarantinedRecord] = []
-
-        def reject(number: int, line: bytes, reason: str) -> None:
-            quarantined.append(
-                QuarantinedRecord(FORMAT_NAME, source_file, number, reason, decode_raw(line))
+        numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+        rows, unreadable = self._extract_all(numbered)
+        quarantined = [
+            QuarantinedRecord(
+                FORMAT_NAME, source_file, n,
+                _why_unreadable(line) or "not a valid AuditEvent: an element has an unreadable value",
+                decode_raw(line),
             )
+            for n, line in unreadable
+        ]  # fmt: skip
+        result = _classify(rows, source_file, lambda number: lines[number - 1])
+        result.quarantined = sorted(quarantined + result.quarantined, key=lambda q: q.line)
+        return result
 
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+    def parse_block(self, data: bytes, source_file: str) -> ChunkResult:
+        """Parse a block of whole lines without splitting it in Python.
+
+        DuckDB reads the block as it stands. When it returns one row per line (no blank
+        line was skipped) the rows are numbered by position; otherwise, or when DuckDB
+        cannot read the block whole, the block goes line by line through ``parse_lines``.
+        """
+        return self._finish_block(data, self._extract_block(data), source_file)
+
+    def _extract_block(self, data: bytes) -> pl.DataFrame | None:
+        try:
+            return self._extract(data)
+        except (duckdb.InvalidInputException, duckdb.ConversionException):
+            return None
+
+    def _finish_block(
+        self, data: bytes, rows: pl.DataFrame | None, source_file: str
+    ) -> ChunkResult:
+        count = _line_count(data)
+        if rows is None or rows.height != count:
+            result = self.parse_lines(data.splitlines(keepends=True), source_file)
+        else:
+            rows = rows.with_columns(
+                source_line=pl.int_range(1, count + 1, dtype=pl.Int64, eager=True)
+            )
+            split: list[bytes] = []
+
+            def line_at(number: int) -> bytes:  # split only when a reject needs its raw text
+                if not split:
+                    split.extend(data.splitlines())
+                return split[number - 1]
+
+            result = _classify(rows, source_file, line_at)
+        result.lines_read = count
+        result.bytes_read = len(data)
+        return result
+
+    def _extract_all(
+        self, numbered: list[tuple[int, bytes]]
+    ) -> tuple[pl.DataFrame | None, list[tuple[int, bytes]]]:
+        """Extract every readable line; return rows (with ``source_line``) and the rest.
+
+        The whole chunk goes to DuckDB at once. Only when DuckDB refuses it are the
+        lines checked one by one, and only if DuckDB still refuses the rest is the
+        chunk halved until the lines it cannot read stand alone.
+        """
+        if not numbered:
+            return None, []
+        frames: list[pl.DataFrame] = []
+        unreadable: list[tuple[int, bytes]] = []
+        pending = [numbered]
+        checked = False
+        while pending:
+            part = pending.pop()
             try:
-                event = _DECODER.decode(line)
-            except msgspec.ValidationError as err:
-                reject(number, line, f"not a valid AuditEvent: {err}")
+                frame = self._extract([line for _, line in part])
+            except (duckdb.InvalidInputException, duckdb.ConversionException):
+                if not checked:
+                    checked = True
+                    readable = []
+                    for number, line in part:
+                        (readable if _why_unreadable(line) is None else unreadable).append(
+                            (number, line)
+                        )
+                    if readable:
+                        pending.append(readable)
+                elif len(part) == 1:
+                    unreadable.extend(part)
+                else:
+                    middle = len(part) // 2
+                    pending.extend([part[middle:], part[:middle]])
                 continue
-            except msgspec.DecodeError:
-                reject(number, line, "malformed JSON")
-                continue
-            if event.resourceType != "AuditEvent":
-                reject(number, line, "not an AuditEvent resource")
-                continue
-            event_id = event.id or content_id(line.strip())
-            user = _requestor(event.agent)
-            user_id = _who_id(user.who, user.altId) if user else None
-            source_ip, workstation = _network(event.agent, user)
-            application = _application(event.agent, user, event.source)
-            if event.type is not None and event.type.code == _USER_AUTHENTICATION:
-                kind = next(
-                    (_SIGNIN_SUBTYPES[s.code] for s in event.subtype if s.code in _SIGNIN_SUBTYPES),
-                    SignInKind.LOGIN,
-                )
-                signins["event_id"].append(event_id)
-                signins["time"].append(event.recorded)
-                signins["user_id"].append(user_id)
-                signins["kind"].append(str(kind))
-                signins["outcome"].append(event.outcome)
-                signins["source_ip"].append(source_ip)
-                signins["device"].append(workstation)
-                signins["application"].append(application)
-                signins["session_id"].append(None)
-                signins["mfa_method"].append(None)
-                signins["source_format"].append(FORMAT_NAME)
-                signins["source_file"].append(source_file)
-                signins["source_line"].append(number)
-                continue
-            patient_id, resource_type, resource_id = _patient_and_resource(event.entity)
-            if patient_id is None:
-                reject(number, line, "no patient entity: not an access to a patient record")
-                continue
-            action = _action_code(event)
-            access["event_id"].append(event_id)
-            access["time"].append(event.recorded)
-            access["user_id"].append(user_id)
-            access["patient_id"].append(patient_id)
-            access["action"].append(action)
-            access["resource_type"].append(resource_type)
-            access["resource_id"].append(resource_id)
-            access["application"].append(application)
-            access["workstation"].append(workstation)
-            access["source_ip"].append(source_ip)
-            access["outcome"].append(event.outcome)
-            access["purpose_of_use"].append(_purpose(event, user))
-            access["session_id"].append(None)
-            access["source_line"].append(number)
-            access_raw.append(line)
-
-        events, rejects = normalise_access_columns(
-            access, source_format=FORMAT_NAME, source_file=source_file
-        )
-        for row, reason in rejects:
-            reject(access["source_line"][row], access_raw[row], reason)
-        signin_frame, signin_rejects = _normalise_signins(signins)
-        for row, reason in signin_rejects:
-            number = signins["source_line"][row]
-            reject(number, lines[number - 1], reason)
-        quarantined.sort(key=lambda q: q.line)
-        return ChunkResult(access=events, signins=signin_frame, quarantined=quarantined)
+            frames.append(
+                frame.with_columns(source_line=pl.Series([n for n, _ in part], dtype=pl.Int64))
+            )
+        if not frames:
+            return None, unreadable
+        if len(frames) == 1:
+            return frames[0], unreadable
+        return pl.concat(frames).sort("source_line"), unreadable
 
     def read(
-        self, path: Path, *, workers: int = 1, chunk_lines: int = DEFAULT_CHUNK_LINES
+        self, path: Path, *, workers: int = 1, chunk_lines: int = CHUNK_LINES
     ) -> Iterator[ChunkResult]:
-        if _is_single_document(path):
-            yield from self._read_document(path, chunk_lines)
-        else:
-            yield from super().read(path, workers=workers, chunk_lines=chunk_lines)
+        # DuckDB parses each block on every core, so blocks are read in this process, in
+        # bytes, whole lines at a time; Python never touches a line unless it must.
+        try:
+            if _is_single_document(path):
+                yield from self._read_document(path, chunk_lines)
+                return
+            offset = 0
+            with open_source(path) as handle, ThreadPoolExecutor(max_workers=1) as pool:
+
+                def load() -> tuple[bytes, pl.DataFrame | None] | None:
+                    data = handle.read(CHUNK_BYTES)
+                    if not data:
+                        return None
+                    if not data.endswith(b"\n"):
+                        data += handle.readline()
+                    return data, self._extract_block(data)
+
+                # DuckDB extracts the next block (its own threads, the GIL released) while
+                # this one is validated and stored.
+                pending = pool.submit(load)
+                while (item := pending.result()) is not None:
+                    data, rows = item
+                    if rows is not None and rows.height == _line_count(data):
+                        pending = pool.submit(load)
+                        result = self._finish_block(data, rows, path.name)
+                    else:  # the line-by-line path reuses the extractor: nothing runs beside it
+                        result = self._finish_block(data, rows, path.name)
+                        pending = pool.submit(load)
+                    yield result.rebased(offset)
+                    offset += result.lines_read
+        finally:
+            self.close()
 
     def _read_document(self, path: Path, chunk_lines: int) -> Iterator[ChunkResult]:
-        """A Bundle (collection, searchset, transaction, batch) or a lone resource.
+        """A Bundle (collection, searchset, transaction, batch), a JSON array or one resource.
 
         Entries are numbered from 1 and reported as line numbers.
         """
@@ -349,13 +500,9 @@ class FhirAuditEventReader(EventReader):
         try:
             document = orjson.loads(data)
         except orjson.JSONDecodeError:
-            result = ChunkResult(lines_read=1)
-            result.quarantined.append(
-                QuarantinedRecord(
-                    FORMAT_NAME, path.name, 1, "malformed JSON document", decode_raw(data)
-                )
-            )
-            yield result
+            reason = "malformed JSON document"
+            record = QuarantinedRecord(FORMAT_NAME, path.name, 1, reason, decode_raw(data))
+            yield ChunkResult(quarantined=[record], lines_read=1, bytes_read=len(data))
             return
         if isinstance(document, dict) and document.get("resourceType") == "Bundle":
             # An entry without a resource is read as it stands, and so quarantined whole.
@@ -370,10 +517,64 @@ class FhirAuditEventReader(EventReader):
         lines = [orjson.dumps(r) for r in records]
         for start in range(0, len(lines), chunk_lines):
             chunk = lines[start : start + chunk_lines]
-            with gc_paused():
-                result = self.parse_lines(chunk, path.name)
+            result = self.parse_lines(chunk, path.name)
             result.lines_read = len(chunk)
+            result.bytes_read = len(data) if start + chunk_lines >= len(lines) else 0
             yield result.rebased(start)
+
+
+def _classify(
+    rows: pl.DataFrame | None, source_file: str, line_at: Callable[[int], bytes]
+) -> ChunkResult:
+    """Split extracted rows into access events, sign-ins and rejects."""
+    result = ChunkResult()
+    if rows is None:
+        return result
+    missing = rows.filter(pl.col("event_id").is_null())["source_line"].to_list()
+    if missing:  # a stable id from the line's bytes, so re-reading adds nothing
+        ids = {number: content_id(line_at(number).strip()) for number in missing}
+        rows = rows.with_columns(
+            event_id=pl.coalesce(
+                "event_id",
+                pl.col("source_line").replace_strict(ids, default=None, return_dtype=pl.String),
+            )
+        )
+    rejects: list[pl.DataFrame] = []
+    access = rows.filter(pl.col("_kind") == "access").select(*RAW_ACCESS_COLUMNS, "source_line")
+    result.access, bad = normalise_access_frame(
+        access, source_format=FORMAT_NAME, source_file=source_file
+    )
+    rejects.append(bad)
+    signins = rows.filter(pl.col("_kind") == "signin").select(
+        *[
+            c if c != "device" else pl.col("workstation").alias("device")
+            for c in RAW_SIGNIN_COLUMNS
+            if c not in ("mfa_method",)
+        ],
+        pl.lit(None, dtype=pl.String).alias("mfa_method"),
+        "source_line",
+    )
+    result.signins, bad = normalise_signin_frame(
+        signins, source_format=FORMAT_NAME, source_file=source_file
+    )
+    rejects.append(bad)
+    rejects.append(
+        rows.filter(pl.col("_kind").is_in(["not-auditevent", "no-patient"])).select(
+            "source_line",
+            reason=pl.when(pl.col("_kind") == "not-auditevent")
+            .then(pl.lit("not an AuditEvent resource"))
+            .otherwise(pl.lit("no patient entity: not an access to a patient record")),
+        )
+    )
+    for line, reason in pl.concat(rejects).iter_rows():
+        result.quarantined.append(
+            QuarantinedRecord(FORMAT_NAME, source_file, line, reason, decode_raw(line_at(line)))
+        )
+    return result
+
+
+def _line_count(data: bytes) -> int:
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
 def _is_single_document(path: Path) -> bool:
@@ -392,46 +593,6 @@ def _is_single_document(path: Path) -> bool:
     except orjson.JSONDecodeError:
         return False
     return isinstance(resource, dict) and resource.get("resourceType") == "Bundle"
-
-
-def _normalise_signins(raw: dict[str, list]) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
-    from custodes.ingest.normalise import parse_instants
-
-    frame = pl.DataFrame(raw, schema={**SIGNIN_EVENT_SCHEMA, "time": pl.String()}).with_row_index(
-        "_row"
-    )
-    outcome_keys = list(OUTCOME_CODES)
-    frame = frame.with_columns(
-        _time=parse_instants(pl.col("time"), None),
-        _outcome=pl.col("outcome").replace_strict(
-            outcome_keys, [OUTCOME_CODES[k] for k in outcome_keys], default=None
-        ),
-    )
-    reason = (
-        pl.when(pl.col("user_id").is_null())
-        .then(pl.lit("missing required field user (agent.who)"))
-        .when(pl.col("time").is_null())
-        .then(pl.lit("missing required field recorded"))
-        .when(pl.col("_time").is_null())
-        .then(pl.lit("bad timestamp in recorded (expected ISO 8601 with a UTC offset)"))
-        .when(pl.col("outcome").is_not_null() & pl.col("_outcome").is_null())
-        .then(pl.lit("unknown outcome code"))
-        .otherwise(None)
-    )
-    frame = frame.with_columns(_reason=reason)
-    rejected = frame.filter(pl.col("_reason").is_not_null())
-    accepted = (
-        frame.filter(pl.col("_reason").is_null())
-        .with_columns(
-            time=pl.col("_time"),
-            outcome=pl.col("_outcome").fill_null(pl.lit(str(Outcome.SUCCESS))),
-        )
-        .select(list(SIGNIN_EVENT_SCHEMA))
-        .cast(SIGNIN_EVENT_SCHEMA)  # type: ignore[arg-type]
-    )
-    return accepted, list(
-        zip(rejected["_row"].to_list(), rejected["_reason"].to_list(), strict=True)
-    )
 
 
 _INTERACTION = "http://hl7.org/fhir/restful-interaction"

@@ -7,14 +7,17 @@ the rows it cannot accept. Reasons never quote the offending value (it may be PH
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import polars as pl
 
-from custodes.core.events import ACCESS_EVENT_SCHEMA, BREAK_THE_GLASS_PURPOSES, Outcome
+from custodes.core.events import (
+    ACCESS_EVENT_SCHEMA,
+    BREAK_THE_GLASS_PURPOSES,
+    SIGNIN_EVENT_SCHEMA,
+    Outcome,
+)
 from custodes.ingest.codes import ACTION_CODES, OUTCOME_CODES, PURPOSE_OF_USE_CODES
 
-#: The raw columns a reader hands over, all strings except the line number.
+#: The raw columns a reader hands over (strings), besides ``source_line``.
 RAW_ACCESS_COLUMNS: tuple[str, ...] = (
     "event_id",
     "time",
@@ -30,6 +33,11 @@ RAW_ACCESS_COLUMNS: tuple[str, ...] = (
     "purpose_of_use",
     "session_id",
 )
+
+RAW_ACCESS_SCHEMA: dict[str, pl.DataType] = {
+    **dict.fromkeys(RAW_ACCESS_COLUMNS, pl.String()),
+    "source_line": pl.Int64(),
+}
 
 _AWARE_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
 _NAIVE_FORMATS = (
@@ -63,41 +71,37 @@ def parse_instants(raw: pl.Expr, naive_time_zone: str | None) -> pl.Expr:
     return pl.coalesce([aware, localised])
 
 
-def normalise_access_columns(
-    raw: Mapping[str, list],
+def normalise_access_frame(
+    raw: pl.DataFrame,
     *,
     source_format: str,
     source_file: str,
-    action_codes: Mapping[str, str] = ACTION_CODES,
     naive_time_zone: str | None = None,
-) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
-    """Validate raw columns; return the accepted events and ``(row, reason)`` rejects.
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Validate raw columns; return the accepted events and the rejects.
 
-    ``raw`` holds every name of ``RAW_ACCESS_COLUMNS`` plus ``source_line`` (ints),
-    each a list of the same length. Row numbers in the rejects index into ``raw``.
+    ``raw`` holds the string columns ``RAW_ACCESS_COLUMNS`` and ``source_line``.
+    Action words must already be canonical or a known source code (``ACTION_CODES``).
+    Rejects are a frame of ``source_line`` and ``reason``.
 
-    >>> raw = {c: [None, None] for c in RAW_ACCESS_COLUMNS}
-    >>> raw.update(event_id=["a", "b"], time=["2026-01-01T02:14:00Z", "yesterday"],
-    ...            user_id=["u1", "u1"], patient_id=["p1", "p1"], action=["read", "read"],
-    ...            source_line=[1, 2])
-    >>> events, rejects = normalise_access_columns(raw, source_format="csv", source_file="x.csv")
-    >>> events["event_id"].to_list(), rejects
-    (['a'], [(1, 'bad timestamp in time (expected ISO 8601 with a UTC offset)')])
+    >>> raw = pl.DataFrame({c: [None, None] for c in RAW_ACCESS_SCHEMA}, schema=RAW_ACCESS_SCHEMA)
+    >>> raw = raw.with_columns(event_id=pl.Series(["a", "b"]),
+    ...     time=pl.Series(["2026-01-01T02:14:00Z", "yesterday"]), user_id=pl.lit("u1"),
+    ...     patient_id=pl.lit("p1"), action=pl.lit("read"), source_line=pl.Series([1, 2]))
+    >>> events, rejects = normalise_access_frame(raw, source_format="csv", source_file="x.csv")
+    >>> events["event_id"].to_list(), rejects.rows()
+    (['a'], [(2, 'bad timestamp in time (expected ISO 8601 with a UTC offset)')])
     """
-    frame = pl.DataFrame(
-        {**{c: raw[c] for c in RAW_ACCESS_COLUMNS}, "source_line": raw["source_line"]},
-        schema={**dict.fromkeys(RAW_ACCESS_COLUMNS, pl.String()), "source_line": pl.Int64()},
-    ).with_row_index("_row")
     stripped = [pl.col(c).str.strip_chars().replace("", None).alias(c) for c in RAW_ACCESS_COLUMNS]
-    frame = frame.with_columns(stripped)
-    action_keys = list(action_codes)
+    frame = raw.select(*stripped, pl.col("source_line").cast(pl.Int64))
+    action_keys = list(ACTION_CODES)
     outcome_keys = list(OUTCOME_CODES)
     purpose = pl.col("purpose_of_use").str.to_uppercase()
     frame = frame.with_columns(
         _time=parse_instants(pl.col("time"), naive_time_zone),
         _action=pl.col("action")
         .str.to_lowercase()
-        .replace_strict(action_keys, [action_codes[k] for k in action_keys], default=None),
+        .replace_strict(action_keys, [ACTION_CODES[k] for k in action_keys], default=None),
         _outcome=pl.col("outcome")
         .str.to_lowercase()
         .replace_strict(outcome_keys, [OUTCOME_CODES[k] for k in outcome_keys], default=None),
@@ -130,7 +134,9 @@ def normalise_access_columns(
         .otherwise(None)
     )
     frame = frame.with_columns(_reason=reason)
-    rejected = frame.filter(pl.col("_reason").is_not_null()).select("_row", "_reason")
+    rejected = frame.filter(pl.col("_reason").is_not_null()).select(
+        "source_line", pl.col("_reason").alias("reason")
+    )
     accepted = frame.filter(pl.col("_reason").is_null()).select(
         pl.col("event_id"),
         pl.col("_time").alias("time"),
@@ -153,7 +159,59 @@ def normalise_access_columns(
         pl.lit(source_file).alias("source_file"),
         pl.col("source_line"),
     )
-    accepted = accepted.cast(ACCESS_EVENT_SCHEMA)  # type: ignore[arg-type]
-    return accepted, list(
-        zip(rejected["_row"].to_list(), rejected["_reason"].to_list(), strict=True)
+    return accepted.cast(ACCESS_EVENT_SCHEMA), rejected  # type: ignore[arg-type]
+
+
+#: The raw columns of a sign-in (strings), besides ``source_line``.
+RAW_SIGNIN_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "time",
+    "user_id",
+    "kind",
+    "outcome",
+    "source_ip",
+    "device",
+    "application",
+    "session_id",
+    "mfa_method",
+)
+
+
+def normalise_signin_frame(
+    raw: pl.DataFrame, *, source_format: str, source_file: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Validate raw sign-in columns; return accepted sign-ins and rejects (line, reason)."""
+    outcome_keys = list(OUTCOME_CODES)
+    frame = raw.with_columns(
+        _time=parse_instants(pl.col("time"), None),
+        _outcome=pl.col("outcome")
+        .str.to_lowercase()
+        .replace_strict(outcome_keys, [OUTCOME_CODES[k] for k in outcome_keys], default=None),
     )
+    reason = (
+        pl.when(pl.col("user_id").is_null())
+        .then(pl.lit("missing required field user (agent.who)"))
+        .when(pl.col("time").is_null())
+        .then(pl.lit("missing required field time"))
+        .when(pl.col("_time").is_null())
+        .then(pl.lit("bad timestamp in time (expected ISO 8601 with a UTC offset)"))
+        .when(pl.col("outcome").is_not_null() & pl.col("_outcome").is_null())
+        .then(pl.lit("unknown outcome code"))
+        .otherwise(None)
+    )
+    frame = frame.with_columns(_reason=reason)
+    rejected = frame.filter(pl.col("_reason").is_not_null()).select(
+        "source_line", pl.col("_reason").alias("reason")
+    )
+    accepted = (
+        frame.filter(pl.col("_reason").is_null())
+        .with_columns(
+            time=pl.col("_time"),
+            outcome=pl.col("_outcome").fill_null(pl.lit(str(Outcome.SUCCESS))),
+            source_format=pl.lit(source_format),
+            source_file=pl.lit(source_file),
+        )
+        .select(list(SIGNIN_EVENT_SCHEMA))
+        .cast(SIGNIN_EVENT_SCHEMA)  # type: ignore[arg-type]
+    )
+    return accepted, rejected

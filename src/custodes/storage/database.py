@@ -35,7 +35,7 @@ def create_engine(url: str) -> Engine:
         parsed = make_url(url)
     except sa.exc.ArgumentError as err:
         raise ConfigurationError(f"database URL {redacted(url)} is not valid") from err
-    if parsed.drivername.startswith("postgresql") and parsed.drivername == "postgresql":
+    if parsed.drivername == "postgresql":  # the driver Custodes ships, not psycopg2
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     engine = sa.create_engine(url, future=True)
     if engine.dialect.name == "sqlite":

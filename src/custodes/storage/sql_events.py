@@ -38,11 +38,32 @@ class SqlEventStore:
         batch = batch.select([c.name for c in table.columns])
         if self.engine.dialect.name == "postgresql":
             return self._copy_postgres(table, batch)
-        rows = batch.to_dicts()
-        statement = table.insert().prefix_with("OR IGNORE")
+        return self._insert_sqlite(table, batch)
+
+    def _insert_sqlite(self, table: sa.Table, batch: pl.DataFrame) -> int:
+        # Plain tuples through the driver: SQLAlchemy's per-row dict processing costs
+        # more than SQLite's own insert. Values are rendered as SQLAlchemy would store
+        # them (times as naive UTC text, booleans as 0/1), so reads through it agree.
+        rendered = batch.with_columns(
+            [
+                pl.col(c.name).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%6f")
+                for c in table.columns
+                if isinstance(c.type, sa.DateTime)
+            ]
+            + [
+                pl.col(c.name).cast(pl.Int8)
+                for c in table.columns
+                if isinstance(c.type, sa.Boolean)
+            ]
+        )
+        columns = ", ".join(f'"{c}"' for c in rendered.columns)
+        marks = ", ".join("?" for _ in rendered.columns)
+        statement = f'INSERT OR IGNORE INTO "{table.name}" ({columns}) VALUES ({marks})'  # noqa: S608
         with self.engine.begin() as connection:
-            result = connection.execute(statement, rows)
-            return max(result.rowcount, 0)
+            before = connection.exec_driver_sql("SELECT total_changes()").scalar_one()
+            connection.exec_driver_sql(statement, rendered.rows())
+            after = connection.exec_driver_sql("SELECT total_changes()").scalar_one()
+        return after - before
 
     def _copy_postgres(self, table: sa.Table, batch: pl.DataFrame) -> int:
         columns = ", ".join(f'"{c}"' for c in batch.columns)

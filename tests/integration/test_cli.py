@@ -154,6 +154,47 @@ def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
     result = custodes("demo", "--data-dir", str(tmp_path / "demo"), data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "quarantined" in result.stdout and "0 new" in result.stdout
+    assert "0 quarantined" in result.stdout  # the simulated hospital ingests cleanly
     assert (tmp_path / "demo" / "archive" / "access").is_dir()
     refused = custodes("demo", "--data-dir", str(EVENTS), data_dir=tmp_path)  # not a demo folder
     assert refused.returncode == 1 and "is not a demo directory" in refused.stderr
+
+
+def test_simulate_writes_a_hospital_that_ingests_cleanly(tmp_path: Path) -> None:
+    out = tmp_path / "hospital"
+    made = custodes(
+        "simulate", "--out", str(out), "--seed", "5", "--days", "2", "--json", data_dir=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    counts = last_json(made.stdout)
+    assert counts["access_events"] > 1000 and counts["misuse_events"] > 0
+    context = custodes(
+        "ingest",
+        "context",
+        *map(str, sorted((out / "context").glob("*.ndjson"))),
+        "--json",
+        data_dir=tmp_path,
+    )
+    assert last_json(context.stdout)["quarantined"] == 0
+    events = custodes(
+        "ingest",
+        "events",
+        str(out / "events.ndjson"),
+        str(out / "signins.ndjson"),
+        "--json",
+        data_dir=tmp_path,
+    )
+    assert last_json(events.stdout) == {
+        "read": counts["access_events"] + counts["signin_events"],
+        "accepted": counts["access_events"] + counts["signin_events"],
+        "quarantined": 0,
+        "duplicates": 0,
+    }
+
+
+def test_simulate_rejects_a_bad_rate_in_one_line(tmp_path: Path) -> None:
+    result = custodes(
+        "simulate", "--out", str(tmp_path / "h"), "--rate", "nope=1", data_dir=tmp_path
+    )
+    assert result.returncode == 1 and result.stderr.startswith("error: unknown scenario(s) nope")
+    assert len(result.stderr.strip().splitlines()) == 1

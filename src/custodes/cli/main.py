@@ -211,6 +211,73 @@ def db_upgrade() -> None:
 
 
 @app.command()
+def simulate(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder to write the hospital's files into.")
+    ],
+    preset: Annotated[
+        str, typer.Option("--preset", help="small (a week, 150 staff), hospital or health-system.")
+    ] = "small",
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 1,
+    staff: Annotated[
+        int | None, typer.Option("--staff", min=1, help="Override the staff count.")
+    ] = None,
+    patients: Annotated[
+        int | None, typer.Option("--patients", min=1, help="Override the patient count.")
+    ] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", min=1, help="Override the number of days.")
+    ] = None,
+    rate: Annotated[
+        list[str] | None,
+        typer.Option("--rate", help="Scenario rate per 1,000 staff-days, SCENARIO=X (repeatable)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate a hospital: context, access logs and sign-ins with labelled misuse.
+
+    Writes context/ (FHIR NDJSON and CSV), events.ndjson (FHIR AuditEvents),
+    events.csv, signins.ndjson, labels.csv and summary.json; all of it goes through
+    `custodes ingest` unchanged.
+    """
+    from custodes.core.errors import ConfigurationError
+    from custodes.simulate.config import parse_rate_overrides
+    from custodes.simulate.run import run_preset
+
+    try:
+        rates = parse_rate_overrides(rate or [])
+        with (
+            err.status(f"simulating the {preset} preset", spinner="dots")
+            if not as_json
+            else _nothing()
+        ):
+            summary = run_preset(
+                preset, seed, out_dir, staff=staff, patients=patients, days=days, rates=rates
+            )
+    except ValueError as error:  # a bad preset, rate or size: the message says which
+        raise ConfigurationError(str(error)) from error
+    counts = {
+        "access_events": summary.access_events,
+        "signin_events": summary.signin_events,
+        "misuse_events": summary.misuse_events,
+    }
+    if as_json:
+        out.print(orjson.dumps(counts).decode(), soft_wrap=True, highlight=False)
+        return
+    _print_counts(
+        f"simulated hospital ({preset}, seed {seed})",
+        counts,
+        False,
+        {"written to": str(summary.out_dir)},
+    )
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@app.command()
 def demo(
     data_dir: Annotated[
         Path | None,

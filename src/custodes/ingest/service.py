@@ -76,6 +76,8 @@ def ingest_event_files(
         if not path.is_file():
             raise InputFormatError(f"{path} is not a file")
     readers = [event_reader_for(path, fmt, mapping) for path in paths]
+    # Sinks count from their creation; a sink may serve several runs, so count the change.
+    before: StoredCounts = sinks[0].flush()
     report = IngestReport()
     for path, reader in zip(paths, readers, strict=True):
         # Gzip files report uncompressed bytes against an unknown total.
@@ -97,5 +99,6 @@ def ingest_event_files(
     stored = [sink.flush() for sink in sinks]
     report.accepted = report.access_events + report.signin_events
     first: StoredCounts = stored[0]
-    report.duplicates = report.accepted - first.access - first.signins
+    new = (first.access - before.access) + (first.signins - before.signins)
+    report.duplicates = report.accepted - new
     return report

@@ -186,7 +186,8 @@ SELECT
   CASE WHEN _user.who.reference IS NOT NULL THEN {_ref_id("_user.who.reference")}
        ELSE coalesce(_user.who.identifier.value, _user.altId) END AS user_id,
   _patient_id AS patient_id,
-  coalesce(list_filter(_codes, lambda c: lower(c) IN ({_ACTION_KEYS}))[1], _codes[1]) AS action,
+  CASE WHEN lower(_codes[1]) IN ({_ACTION_KEYS}) THEN _codes[1]
+       ELSE coalesce(list_filter(_codes, lambda c: lower(c) IN ({_ACTION_KEYS}))[1], _codes[1]) END AS action,
   CASE WHEN _resource IS NOT NULL THEN {_ref_type("_resource")}
        WHEN {_is_patient_reference("_patient.reference")} THEN 'Patient' END AS resource_type,
   CASE WHEN _resource IS NOT NULL THEN {_ref_id("_resource")}
@@ -198,14 +199,23 @@ SELECT
     list_filter(agent, lambda a: NOT coalesce(a.requestor, false)
                                  AND {_has_code("a.type", "110153")})[1].who.display
   ) AS application,
-  coalesce(CASE WHEN {_is_ip_address("_user")} THEN _user.network.address END,
-           list_filter(agent, lambda a: {_is_ip_address("a")})[1].network.address) AS source_ip,
-  coalesce(CASE WHEN {_is_machine_name("_user")} THEN _user.network.address END,
-           list_filter(agent, lambda a: {_is_machine_name("a")})[1].network.address) AS workstation,
+  CASE WHEN _user.network.type = '2' THEN _user.network.address
+       ELSE coalesce(CASE WHEN {_is_ip_address("_user")} THEN _user.network.address END,
+                     list_filter(agent, lambda a: {_is_ip_address("a")})[1].network.address)
+  END AS source_ip,
+  CASE WHEN _user.network.type = '1' THEN _user.network.address
+       WHEN agent[1].requestor AND len(agent) = 2 AND agent[1].network.type = '2'
+            AND agent[2].network.type = '1' THEN agent[2].network.address
+       ELSE coalesce(CASE WHEN {_is_machine_name("_user")} THEN _user.network.address END,
+                     list_filter(agent, lambda a: {_is_machine_name("a")})[1].network.address)
+  END AS workstation,
   outcome,
-  coalesce({_first_code("purposeOfEvent")}, {_first_code("_user.purposeOfUse")}) AS purpose_of_use,
+  CASE WHEN purposeOfEvent[1].coding[1].code IS NOT NULL THEN purposeOfEvent[1].coding[1].code
+       ELSE coalesce({_first_code("purposeOfEvent")}, {_first_code("_user.purposeOfUse")}) END
+    AS purpose_of_use,
   CAST(NULL AS VARCHAR) AS session_id,
-  CASE WHEN list_contains(list_transform(subtype, lambda s: s.code), '110123') THEN 'logout'
+  CASE WHEN type.code <> '{_USER_AUTHENTICATION}' THEN NULL
+       WHEN list_contains(list_transform(subtype, lambda s: s.code), '110123') THEN 'logout'
        ELSE 'login' END AS kind
 FROM v
 """
@@ -380,7 +390,7 @@ class FhirAuditEventReader(EventReader):
         line was skipped) the rows are numbered by position; otherwise, or when DuckDB
         cannot read the block whole, the block goes line by line through ``parse_lines``.
         """
-        return self._finish_block(data, self._extract_block(data), source_file)
+        return self._finish_block(data, _line_count(data), self._extract_block(data), source_file)
 
     def _extract_block(self, data: bytes) -> pl.DataFrame | None:
         try:
@@ -389,9 +399,8 @@ class FhirAuditEventReader(EventReader):
             return None
 
     def _finish_block(
-        self, data: bytes, rows: pl.DataFrame | None, source_file: str
+        self, data: bytes, count: int, rows: pl.DataFrame | None, source_file: str
     ) -> ChunkResult:
-        count = _line_count(data)
         if rows is None or rows.height != count:
             result = self.parse_lines(data.splitlines(keepends=True), source_file)
         else:
@@ -466,24 +475,24 @@ class FhirAuditEventReader(EventReader):
             offset = 0
             with open_source(path) as handle, ThreadPoolExecutor(max_workers=1) as pool:
 
-                def load() -> tuple[bytes, pl.DataFrame | None] | None:
+                def load() -> tuple[bytes, int, pl.DataFrame | None] | None:
                     data = handle.read(CHUNK_BYTES)
                     if not data:
                         return None
                     if not data.endswith(b"\n"):
                         data += handle.readline()
-                    return data, self._extract_block(data)
+                    return data, _line_count(data), self._extract_block(data)
 
                 # DuckDB extracts the next block (its own threads, the GIL released) while
                 # this one is validated and stored.
                 pending = pool.submit(load)
                 while (item := pending.result()) is not None:
-                    data, rows = item
-                    if rows is not None and rows.height == _line_count(data):
+                    data, count, rows = item
+                    if rows is not None and rows.height == count:
                         pending = pool.submit(load)
-                        result = self._finish_block(data, rows, path.name)
+                        result = self._finish_block(data, count, rows, path.name)
                     else:  # the line-by-line path reuses the extractor: nothing runs beside it
-                        result = self._finish_block(data, rows, path.name)
+                        result = self._finish_block(data, count, rows, path.name)
                         pending = pool.submit(load)
                     yield result.rebased(offset)
                     offset += result.lines_read

@@ -21,9 +21,11 @@ access to a patient record, and goes to the quarantine with that reason.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import tempfile
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,6 +55,9 @@ FORMAT_NAME = "fhir-auditevent"
 #: Bytes per DuckDB query (whole lines): the planning cost of each query is spread
 #: thin while memory stays bounded whatever the file size.
 CHUNK_BYTES = 48 * 1024 * 1024
+#: Blocks parsed at once, each by its own DuckDB connection, while the one before is
+#: validated and stored.
+BLOCKS_IN_FLIGHT = 2
 #: Entries per query when reading a Bundle.
 CHUNK_LINES = 50_000
 _DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -472,32 +477,45 @@ class FhirAuditEventReader(EventReader):
             if _is_single_document(path):
                 yield from self._read_document(path, chunk_lines)
                 return
-            offset = 0
-            with open_source(path) as handle, ThreadPoolExecutor(max_workers=1) as pool:
+            yield from self._read_blocks(path)
+        finally:
+            self.close()
 
-                def load() -> tuple[bytes, int, pl.DataFrame | None] | None:
+    def _read_blocks(self, path: Path) -> Iterator[ChunkResult]:
+        """NDJSON in blocks: two are parsed by DuckDB while the one before is stored.
+
+        Each block in flight has its own DuckDB connection and scratch file, so blocks
+        never share one; the line-by-line path keeps a third.
+        """
+        threads = max(1, (self.threads or os.cpu_count() or 1) // BLOCKS_IN_FLIGHT)
+        extractors: queue.SimpleQueue[_Extractor] = queue.SimpleQueue()
+        owned = [_Extractor(threads) for _ in range(BLOCKS_IN_FLIGHT)]
+        for extractor in owned:
+            extractors.put(extractor)
+        offset = 0
+        try:
+            with open_source(path) as handle, ThreadPoolExecutor(BLOCKS_IN_FLIGHT) as pool:
+                pending: deque = deque()
+
+                def submit() -> None:
                     data = handle.read(CHUNK_BYTES)
                     if not data:
-                        return None
+                        return
                     if not data.endswith(b"\n"):
                         data += handle.readline()
-                    return data, _line_count(data), self._extract_block(data)
+                    pending.append(pool.submit(_extract_block, data, extractors))
 
-                # DuckDB extracts the next block (its own threads, the GIL released) while
-                # this one is validated and stored.
-                pending = pool.submit(load)
-                while (item := pending.result()) is not None:
-                    data, count, rows = item
-                    if rows is not None and rows.height == count:
-                        pending = pool.submit(load)
-                        result = self._finish_block(data, count, rows, path.name)
-                    else:  # the line-by-line path reuses the extractor: nothing runs beside it
-                        result = self._finish_block(data, count, rows, path.name)
-                        pending = pool.submit(load)
+                for _ in range(BLOCKS_IN_FLIGHT):
+                    submit()
+                while pending:
+                    data, count, rows = pending.popleft().result()
+                    submit()
+                    result = self._finish_block(data, count, rows, path.name)
                     yield result.rebased(offset)
                     offset += result.lines_read
         finally:
-            self.close()
+            for extractor in owned:
+                extractor.close()
 
     def _read_document(self, path: Path, chunk_lines: int) -> Iterator[ChunkResult]:
         """A Bundle (collection, searchset, transaction, batch), a JSON array or one resource.
@@ -580,6 +598,20 @@ def _classify(
             QuarantinedRecord(FORMAT_NAME, source_file, line, reason, decode_raw(line_at(line)))
         )
     return result
+
+
+def _extract_block(
+    data: bytes, extractors: queue.SimpleQueue[_Extractor]
+) -> tuple[bytes, int, pl.DataFrame | None]:
+    """Count the lines of a block and extract it with whichever extractor is free."""
+    extractor = extractors.get()
+    try:
+        rows = extractor.run(data)
+    except (duckdb.InvalidInputException, duckdb.ConversionException):
+        rows = None
+    finally:
+        extractors.put(extractor)
+    return data, _line_count(data), rows
 
 
 def _line_count(data: bytes) -> int:

@@ -64,8 +64,11 @@ class _Partitioned:
             folder = self.root / f"day={day.isoformat()}"
             folder.mkdir(parents=True, exist_ok=True)
             self.files += 1
+            # zstd level 1: as fast to write as lz4 here, and files about half the size.
             fresh.write_parquet(
-                folder / f"part-{self.run}-{self.files:05d}.parquet", compression="zstd"
+                folder / f"part-{self.run}-{self.files:05d}.parquet",
+                compression="zstd",
+                compression_level=1,
             )
             self.seen[day] = pl.concat([seen, fresh["event_id"]])
             self.stored += fresh.height

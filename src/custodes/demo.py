@@ -189,8 +189,8 @@ def run_demo(data_dir: Path | None, *, seed: int = 7, console: Console | None = 
     console.print(table)
     flagged = sum(1 for *_, misuse in top if misuse)
     console.print(
-        f"   {flagged} of these {len(top)} carry planted misuse, {len(top) - flagged} are busy staff doing "
-        "their jobs: volume alone is no proof, so the detectors to come weigh relationships and context."
+        f"   {flagged} of these {len(top)} carry planted misuse and the rest are staff doing their "
+        "jobs: volume alone is no proof, so the detectors to come weigh relationships and context."
     )
     console.print(
         "Next: `custodes simulate --preset hospital --out DIR` for a month of a larger hospital, "

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from custodes.bootstrap import tune_memory_allocator
 from custodes.ingest.fhir_audit import FhirAuditEventReader
 from custodes.storage.archive import ParquetArchive
 
@@ -24,6 +25,7 @@ def peak_mb() -> float:
 
 def main() -> None:
     source = Path(sys.argv[1])
+    tune_memory_allocator()  # as `custodes ingest` does
     target = Path(tempfile.mkdtemp(prefix="custodes-memory-"))
     try:
         archive = ParquetArchive(target)

@@ -90,3 +90,26 @@ def test_a_broken_block_quarantines_only_its_bad_lines(tmp_path: Path) -> None:
         (11, "not a valid AuditEvent: Expected `array | null`, got `int` - at `$.agent`"),
         (21, "not a JSON object"),
     ]
+
+
+def test_recorded_must_be_an_instant_with_an_offset(tmp_path: Path) -> None:
+    lines = _lines(6)
+    for index, recorded in enumerate(
+        [
+            "2026-05-01",
+            "2026-05-01T10:00:00",
+            "2026-05-01T10:00:00+0200",
+            "2026-05-01T10:00:00.5-05:00",
+        ]
+    ):
+        resource = orjson.loads(lines[index])
+        resource["recorded"] = recorded
+        lines[index] = orjson.dumps(resource) + b"\n"
+    path = tmp_path / "times.ndjson"
+    path.write_bytes(b"".join(lines))
+    access, rejects, _ = _read(path)
+    assert [line for line, _ in rejects] == [1, 2]
+    assert all(reason.startswith("bad timestamp in time") for _, reason in rejects)
+    times = dict(zip(access["event_id"], access["time"], strict=True))
+    assert times["e2"] == datetime(2026, 5, 1, 8, tzinfo=UTC)
+    assert times["e3"] == datetime(2026, 5, 1, 15, 0, 0, 500000, tzinfo=UTC)

@@ -188,6 +188,12 @@ SELECT
        ELSE 'access' END AS _kind,
   id AS event_id,
   recorded AS time,
+  -- Parsed here, on DuckDB's threads; only instants with an explicit offset (FHIR
+  -- requires one), anything else stays NULL and is quarantined as a bad timestamp.
+  CASE WHEN substr(recorded, 11, 1) = 'T'
+            AND (ends_with(recorded, 'Z') OR substr(recorded, -6, 1) IN ('+', '-')
+                 OR substr(recorded, -5, 1) IN ('+', '-'))
+       THEN TRY_CAST(recorded AS TIMESTAMPTZ) END AS parsed_time,
   CASE WHEN _user.who.reference IS NOT NULL THEN {_ref_id("_user.who.reference")}
        ELSE coalesce(_user.who.identifier.value, _user.altId) END AS user_id,
   _patient_id AS patient_id,
@@ -319,6 +325,7 @@ class _Extractor:
         open(self.path, "wb").close()
         self.connection = duckdb.connect()
         self.connection.execute(f"SET threads = {int(threads)}")
+        self.connection.execute("SET TimeZone = 'UTC'")  # instants come back in UTC
         escaped = self.path.replace("'", "''")
         source = (
             f"read_ndjson('{escaped}', columns={_COLUMNS_SQL}, format='newline_delimited', "
@@ -567,7 +574,9 @@ def _classify(
             )
         )
     rejects: list[pl.DataFrame] = []
-    access = rows.filter(pl.col("_kind") == "access").select(*RAW_ACCESS_COLUMNS, "source_line")
+    access = rows.filter(pl.col("_kind") == "access").select(
+        *RAW_ACCESS_COLUMNS, "source_line", "parsed_time"
+    )
     result.access, bad = normalise_access_frame(
         access, source_format=FORMAT_NAME, source_file=source_file
     )
@@ -580,6 +589,7 @@ def _classify(
         ],
         pl.lit(None, dtype=pl.String).alias("mfa_method"),
         "source_line",
+        "parsed_time",
     )
     result.signins, bad = normalise_signin_frame(
         signins, source_format=FORMAT_NAME, source_file=source_file

@@ -71,6 +71,17 @@ def parse_instants(raw: pl.Expr, naive_time_zone: str | None) -> pl.Expr:
     return pl.coalesce([aware, localised])
 
 
+def _instants(frame: pl.DataFrame, naive_time_zone: str | None) -> pl.Expr:
+    """The ``time`` column as UTC instants: the reader's own parse when it gave one.
+
+    A reader that parses times itself (DuckDB, for FHIR) hands them over as
+    ``parsed_time``, NULL where the text is not an instant with an offset.
+    """
+    if "parsed_time" in frame.columns:
+        return pl.col("parsed_time").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    return parse_instants(pl.col("time"), naive_time_zone)
+
+
 def normalise_access_frame(
     raw: pl.DataFrame,
     *,
@@ -93,12 +104,13 @@ def normalise_access_frame(
     (['a'], [(2, 'bad timestamp in time (expected ISO 8601 with a UTC offset)')])
     """
     stripped = [pl.col(c).str.strip_chars().replace("", None).alias(c) for c in RAW_ACCESS_COLUMNS]
-    frame = raw.select(*stripped, pl.col("source_line").cast(pl.Int64))
+    parsed = ["parsed_time"] if "parsed_time" in raw.columns else []
+    frame = raw.select(*stripped, pl.col("source_line").cast(pl.Int64), *parsed)
     action_keys = list(ACTION_CODES)
     outcome_keys = list(OUTCOME_CODES)
     purpose = pl.col("purpose_of_use").str.to_uppercase()
     frame = frame.with_columns(
-        _time=parse_instants(pl.col("time"), naive_time_zone),
+        _time=_instants(frame, naive_time_zone),
         _action=pl.col("action")
         .str.to_lowercase()
         .replace_strict(action_keys, [ACTION_CODES[k] for k in action_keys], default=None),
@@ -183,7 +195,7 @@ def normalise_signin_frame(
     """Validate raw sign-in columns; return accepted sign-ins and rejects (line, reason)."""
     outcome_keys = list(OUTCOME_CODES)
     frame = raw.with_columns(
-        _time=parse_instants(pl.col("time"), None),
+        _time=_instants(raw, None),
         _outcome=pl.col("outcome")
         .str.to_lowercase()
         .replace_strict(outcome_keys, [OUTCOME_CODES[k] for k in outcome_keys], default=None),

@@ -398,24 +398,15 @@ class FhirAuditEventReader(EventReader):
         result.quarantined = sorted(quarantined + result.quarantined, key=lambda q: q.line)
         return result
 
-    def parse_block(self, data: bytes, source_file: str) -> ChunkResult:
-        """Parse a block of whole lines without splitting it in Python.
-
-        DuckDB reads the block as it stands. When it returns one row per line (no blank
-        line was skipped) the rows are numbered by position; otherwise, or when DuckDB
-        cannot read the block whole, the block goes line by line through ``parse_lines``.
-        """
-        return self._finish_block(data, _line_count(data), self._extract_block(data), source_file)
-
-    def _extract_block(self, data: bytes) -> pl.DataFrame | None:
-        try:
-            return self._extract(data)
-        except (duckdb.InvalidInputException, duckdb.ConversionException):
-            return None
-
     def _finish_block(
         self, data: bytes, count: int, rows: pl.DataFrame | None, source_file: str
     ) -> ChunkResult:
+        """Validate a block DuckDB read whole, or send it line by line through ``parse_lines``.
+
+        When DuckDB returned one row per line (no blank line was skipped) the rows are
+        numbered by position; otherwise, or when it could not read the block whole, the
+        block is split into lines and each is read or quarantined on its own.
+        """
         if rows is None or rows.height != count:
             result = self.parse_lines(data.splitlines(keepends=True), source_file)
         else:

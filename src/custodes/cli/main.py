@@ -9,11 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import click
 import orjson
+import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,7 +23,8 @@ from rich.table import Table
 
 from custodes import __version__
 from custodes.bootstrap import Custodes, Settings
-from custodes.core.errors import CustodesError
+from custodes.cli import evaluate as _evaluate
+from custodes.core.errors import CustodesError, InputFormatError
 
 app = typer.Typer(
     name="custodes",
@@ -37,6 +40,7 @@ ingest_app = typer.Typer(
 db_app = typer.Typer(help="Manage the relational store.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(db_app, name="db")
+_evaluate.register(app)
 
 out = Console()
 err = Console(stderr=True)
@@ -275,6 +279,86 @@ def simulate(
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+@app.command()
+def detect(
+    events: Annotated[
+        list[Path], typer.Option("--events", help="Access log(s): FHIR AuditEvent NDJSON or CSV.")
+    ],
+    context: Annotated[
+        Path, typer.Option("--context", help="Folder of context files (staff, patients, encounters).")
+    ],
+    scores_out: Annotated[
+        Path, typer.Option("--scores-out", help="Where to write event_id,score,explained,reasons.")
+    ],
+    train_until: Annotated[
+        str | None,
+        typer.Option(
+            "--train-until",
+            help="Fit on the events before this date or instant (UTC) and score the rest.",
+        ),
+    ] = None,
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option("--rules", help="More Sigma rule files or folders, beside the shipped pack."),
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", min=0, max=100, help="Score that counts as an alert.")
+    ] = 60.0,
+    top: Annotated[int, typer.Option("--top", min=0, help="Alerts to show.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the models' random starts.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score every access from 0 to 100 with its reasons, and say which are explained."""
+    from custodes.detect.batch import detect_log, write_scores
+    from custodes.detect.rules import RuleSet
+    from custodes.ingest.context_service import read_context_folder
+    from custodes.ingest.service import read_event_files
+
+    cut = _instant(train_until) if train_until else None
+    ruleset = RuleSet.default()
+    if rules:
+        ruleset = RuleSet([*ruleset, *RuleSet.load(rules)])
+    hospital, batch = read_context_folder(context)
+    log = read_event_files(events)
+    result = detect_log(log.access, hospital, train_until=cut, rules=ruleset, seed=seed)
+    write_scores(result.scores, scores_out)
+    summary = {
+        **result.summary(threshold),
+        "quarantined_lines": log.report.quarantined,
+        "quarantined_context": len(batch.quarantined),
+        "rules": len(ruleset),
+    }
+    if as_json:
+        out.print(orjson.dumps(summary).decode(), highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"top alerts (score >= {threshold:g})", show_lines=False)
+    for column in ("score", "event", "explained", "reasons"):
+        table.add_column(column, overflow="fold")
+    alerts = result.scores.filter(pl.col("score") >= threshold).sort(
+        ["score", "event_id"], descending=[True, False]
+    )
+    for row in alerts.head(top).iter_rows(named=True):
+        table.add_row(f"{row['score']:.0f}", row["event_id"], str(row["explained"]).lower(),
+                      row["reasons"])
+    out.print(table)
+    out.print(
+        f"scored {summary['scored']:,} accesses (trained on {summary['trained_on']:,}); "
+        f"{summary['explained_share']:.1%} explained; {summary['at_or_above_threshold']:,} at or "
+        f"above {threshold:g}; scores in {scores_out}"
+    )
+
+
+def _instant(text: str) -> datetime:
+    """A date or an ISO instant; naive values are UTC."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputFormatError(
+            f"--train-until {text!r} is not a date (2026-03-05) or an ISO instant"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @app.command()

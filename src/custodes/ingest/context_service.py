@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from custodes.context import HospitalContext
 from custodes.core.errors import InputFormatError
 from custodes.core.ports import ContextStore, QuarantineSink
 from custodes.ingest.base import sniff_format
@@ -80,3 +81,34 @@ def ingest_context_files(
             progress(path, number, len(paths))
     report.stored = stored
     return report
+
+
+#: File names a context folder may hold; anything else in the folder is ignored.
+_CONTEXT_SUFFIXES = (".csv", ".ndjson", ".json", ".csv.gz", ".ndjson.gz", ".json.gz")
+
+
+def context_files_in(folder: Path) -> list[Path]:
+    """The context files of a folder (CSV and FHIR), sorted by name."""
+    if not folder.is_dir():
+        raise InputFormatError(f"{folder} is not a folder of context files")
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(_CONTEXT_SUFFIXES)
+    )
+    if not files:
+        raise InputFormatError(f"{folder} holds no context files (.csv, .ndjson, .json)")
+    return files
+
+
+def read_context_folder(folder: Path) -> tuple[HospitalContext, ContextBatch]:
+    """Read every context file of a folder into join-ready tables.
+
+    Returns the tables and the merged batch (its ``quarantined`` list says what was
+    refused, and why).
+    """
+    batch = ContextBatch()
+    for path in context_files_in(folder):
+        batch.extend(read_context_file(path))
+    context = HospitalContext.from_entities(
+        batch.staff, batch.patients, batch.encounters, batch.related_persons
+    )
+    return context, batch

@@ -16,16 +16,19 @@ import polars as pl
 
 from custodes.context import HospitalContext
 from custodes.detect.features import FeaturePipeline, FeatureState
-from custodes.detect.models.evidence import EvidenceScorer
+from custodes.detect.models.evidence import TERM_FIELDS, EvidenceScorer, fill_values
 from custodes.detect.models.ranker import SupervisedRanker
 from custodes.detect.rules import RuleSet
 
 #: A raw score at or above this counts as a suspicious access for repeat discounting.
 REPEAT_FLOOR_SCORE = 60.0
 #: Each earlier suspicious access by the same user that day multiplies the score by this...
-REPEAT_DECAY = 0.9
+REPEAT_DECAY = 0.8
 #: ...down to this share of the raw score.
-REPEAT_MIN_FACTOR = 0.8
+REPEAT_MIN_FACTOR = 0.7
+
+#: Scores below this carry no reasons.
+QUIET_SCORE = 25.0
 
 SCORE_COLUMNS = ("event_id", "score", "explained", "explanation", "reasons")
 
@@ -118,23 +121,56 @@ class DetectionEngine:
         """``score`` (raw, 0..100) and ``reasons`` of every row of a feature frame.
 
         Rule hits raise the score as ``100 - (100 - s) * exp(-weight / 100)`` (a high
-        rule, weight 50, closes 39% of the distance to 100) and name themselves first.
+        rule, weight 50, closes 39% of the distance to 100) and name themselves first;
+        the evidence then adds what the rules did not already say.
         """
-        assert self.scorer_ is not None
-        scored = self.scorer_.score_with_reasons(features)
+        assert self.scorer_ is not None and self.rules is not None
+        evidence, keys = self.scorer_.score_and_reason_keys(features)
         rule_weight = features["rule_weight"].to_numpy()
-        raw = 100.0 - (100.0 - scored["score"].to_numpy()) * np.exp(-rule_weight / 100.0)
+        raw = 100.0 - (100.0 - evidence) * np.exp(-rule_weight / 100.0)
         if self.ranker_ is not None:
             # With verdicts, the ranker's probability of misuse sets the order and the
             # unsupervised score breaks its ties and keeps the reasons.
             probability = self.ranker_.decision_function(features)
             raw = 0.8 * 100.0 * probability + 0.2 * raw
-        return pl.DataFrame(
-            {
-                "score": np.clip(raw, 0.0, 100.0),
-                "reasons": _merge_reasons(features["rule_reasons"], scored["reasons"]),
-            }
+        score = np.clip(raw, 0.0, 100.0)
+        reasons = self._reasons(features, keys)
+        # Below this nothing is worth a privacy officer's reading: no reasons, so the
+        # explained ones read "explained: ..." and nothing more.
+        quiet = pl.Series(score < QUIET_SCORE)
+        reasons = pl.select(pl.when(quiet).then(pl.lit("")).otherwise(reasons)).to_series()
+        return pl.DataFrame({"score": score, "reasons": reasons})
+
+    def _reasons(self, features: pl.DataFrame, keys: np.ndarray) -> pl.Series:
+        """Rule phrases first, then the evidence's that no matched rule already covers.
+
+        Built once per distinct (rules matched, top terms) pair and joined back.
+        """
+        assert self.scorer_ is not None and self.rules is not None
+        pairs = pl.DataFrame(
+            {"hits": features["rule_hits"].list.join(","), "key": keys}
         )
+        terms = self.scorer_.terms()
+        lookup_rows = []
+        for hits, key in pairs.unique().iter_rows():
+            matched = [self.rules[rule_id] for rule_id in hits.split(",") if rule_id]
+            matched.sort(key=lambda rule: (-rule.weight, rule.id))
+            covered = set().union(*(rule.fields for rule in matched)) if matched else set()
+            phrases = list(dict.fromkeys(rule.reason for rule in matched))
+            for index in self.scorer_.reason_terms(key):
+                name, _, phrase = terms[index]
+                if covered & {name, *TERM_FIELDS.get(name, ())}:
+                    continue
+                phrases.append(phrase)
+            lookup_rows.append((hits, key, "; ".join(phrases)))
+        lookup = pl.DataFrame(
+            lookup_rows, schema={"hits": pl.String, "key": pl.Int64, "reasons": pl.String},
+            orient="row",
+        )
+        reasons = pairs.join(
+            lookup, on=["hits", "key"], how="left", maintain_order="left"
+        )["reasons"]
+        return fill_values(reasons, features)
 
     def _with_rules(self, features: pl.DataFrame) -> pl.DataFrame:
         assert self.rules is not None
@@ -172,24 +208,6 @@ def annotate_rules(rules: RuleSet, features: pl.DataFrame) -> pl.DataFrame:
         table, on="rule_hits", how="left", maintain_order="left", nulls_equal=True
     )
     return pl.concat([features, annotated], how="horizontal")
-
-
-def _merge_reasons(rule_reasons: pl.Series, evidence: pl.Series) -> pl.Series:
-    """Rule phrases first, then the evidence's, each phrase once."""
-    merged = pl.concat_str(
-        pl.when(pl.col("a") != "").then(pl.col("a")),
-        pl.when(pl.col("b") != "").then(pl.col("b")),
-        separator="; ",
-        ignore_nulls=True,
-    ).fill_null("")
-    # Only rows a rule matched can repeat a phrase; they are few, so split only those.
-    once = merged.str.split("; ").list.unique(maintain_order=True).list.join("; ")
-    return (
-        pl.DataFrame({"a": rule_reasons, "b": evidence})
-        .select(pl.when(pl.col("a") != "").then(once).otherwise(merged))
-        .to_series()
-        .rename("reasons")
-    )
 
 
 def _discount_repeats(frame: pl.DataFrame, earlier: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:

@@ -36,6 +36,8 @@ CONTINUITY = timedelta(days=30)
 CONCURRENT_WITHIN = timedelta(minutes=60)
 #: How long a quiet session is remembered.
 SESSION_MEMORY = timedelta(hours=12)
+#: The window of the user's unexplained accesses, in days.
+UNEXPLAINED_WINDOW_DAYS = 7
 #: Days of the peers' pattern a user's own baseline is shrunk towards.
 PRIOR_DAYS = 3.0
 #: Floors of the usual distinct patients per day and per hour.
@@ -59,6 +61,7 @@ class FeatureState:
     hour_patients: (user, clock hour, patient) for each user's latest hour.
     last_event: per user, the time, session and workstation of the latest access.
     sessions: per (user, session), the latest access, for sessions used lately.
+    unexplained: (user, day, patient) opened with no documented reason, last 7 days.
     """
 
     pairs: pl.DataFrame
@@ -70,6 +73,7 @@ class FeatureState:
     hour_patients: pl.DataFrame
     last_event: pl.DataFrame
     sessions: pl.DataFrame
+    unexplained: pl.DataFrame
 
     @classmethod
     def empty(cls) -> FeatureState:
@@ -111,6 +115,9 @@ class FeatureState:
                     "session_last": utc,
                     "session_parallel": pl.Boolean,
                 }
+            ),
+            unexplained=pl.DataFrame(
+                schema={"user_id": pl.String, "day": pl.Date, "patient_id": pl.String}
             ),
         )
 
@@ -178,7 +185,8 @@ class FeaturePipeline:
         self.explanation_ = ExplanationModel()
         features, _ = self.transform(events, keep_state=False)
         self.explanation_.fit(features, self._by_chance(features))
-        return self._explain(features.drop(_EXPLANATION_OUTPUTS))
+        features = self._explain(features.drop(_EXPLANATION_OUTPUTS))
+        return _unexplained_lately(features, FeatureState.empty().unexplained)
 
     def _by_chance(self, features: pl.DataFrame) -> pl.DataFrame:
         """The relationship features of the same accesses with the patients shuffled."""
@@ -213,6 +221,7 @@ class FeaturePipeline:
             )
         )
         frame = self._explain(frame)
+        frame = _unexplained_lately(frame, state.unexplained)
         following = _next_state(frame, state) if keep_state else FeatureState.empty()
         return frame.select(_OUTPUTS), following
 
@@ -551,6 +560,7 @@ _IDENTITY_SCRATCH = frozenset(
 
 
 _EXPLANATION_OUTPUTS = [
+    "user_unexplained_7d",
     "documented",
     "documented_reason",
     "explained_at",
@@ -633,6 +643,54 @@ def _any_match(
         .unique()
         .with_columns(pl.lit(True).alias(name))
     )
+
+
+def _unexplained_lately(frame: pl.DataFrame, earlier: pl.DataFrame) -> pl.DataFrame:
+    """Distinct (patient, day) pairs the user opened with nothing to explain it in the
+    last seven days, up to and including this access.
+
+    Slow, spread-out snooping (a few records a day, every day) shows here when no single
+    day stands out. Counted by day so that chunks of any size agree.
+    """
+    unexplained = ~pl.col("explained")
+    known = earlier.with_columns(_known=pl.lit(True))
+    frame = frame.join(
+        known, on=["user_id", "day", "patient_id"], how="left", maintain_order="left"
+    )
+    first_today = (
+        unexplained
+        & pl.col("_known").is_null()
+        & pl.struct("patient_id", unexplained.alias("_u")).is_first_distinct().over(
+            "user_id", "day"
+        )
+    )
+    frame = frame.with_columns(_new=first_today.cast(pl.Int64))
+    # Daily totals from earlier chunks and this one, for the six days before each day.
+    daily = pl.concat(
+        [
+            earlier.group_by("user_id", "day").agg(_n=pl.len().cast(pl.Int64)),
+            frame.group_by("user_id", "day").agg(_n=pl.col("_new").sum()),
+        ]
+    ).group_by("user_id", "day").agg(pl.col("_n").sum())
+    days = frame.select("user_id", "day").unique()
+    trailing = (
+        days.join(daily.rename({"day": "_d"}), on="user_id")
+        .filter(
+            (pl.col("_d") < pl.col("day"))
+            & (pl.col("_d") > pl.col("day") - timedelta(days=UNEXPLAINED_WINDOW_DAYS))
+        )
+        .group_by("user_id", "day")
+        .agg(_before=pl.col("_n").sum())
+    )
+    today_before = earlier.group_by("user_id", "day").agg(_today=pl.len().cast(pl.Int64))
+    frame = frame.join(
+        trailing, on=["user_id", "day"], how="left", maintain_order="left"
+    ).join(today_before, on=["user_id", "day"], how="left", maintain_order="left")
+    return frame.with_columns(
+        user_unexplained_7d=pl.col("_before").fill_null(0)
+        + pl.col("_today").fill_null(0)
+        + pl.col("_new").cum_sum().over("user_id", "day")
+    ).drop("_known", "_new", "_before", "_today")
 
 
 def _distinct_so_far(
@@ -744,8 +802,19 @@ def _next_state(frame: pl.DataFrame, state: FeatureState) -> FeatureState:
     newest = frame["time"].max()
     if newest is not None:
         sessions = sessions.filter(pl.col("session_last") >= newest - SESSION_MEMORY)
+    unexplained = pl.concat(
+        [
+            state.unexplained,
+            frame.filter(~pl.col("explained")).select("user_id", "day", "patient_id"),
+        ]
+    ).unique()
+    if latest is not None:
+        unexplained = unexplained.filter(
+            pl.col("day") > latest - timedelta(days=UNEXPLAINED_WINDOW_DAYS)
+        )
     return FeatureState(
-        pairs, workstations, ips, users, hours, days, hour_patients, last_event, sessions
+        pairs, workstations, ips, users, hours, days, hour_patients, last_event, sessions,
+        unexplained,
     )
 
 

@@ -469,7 +469,8 @@ def test_an_empty_rule_set_hits_nothing() -> None:
 
 #: A row each shipped rule must fire on; a new rule in the pack needs its row here.
 FIRING_ROWS: dict[str, dict[str, Any]] = {
-    "4da7aa26-2726-402c-88f7-ac964b83dd27": {"same_surname": True, "on_care_team": False, "explained": False},
+    "4da7aa26-2726-402c-88f7-ac964b83dd27": {"relative_of_user": True, "on_care_team": False, "explained": False},
+    "6f1c2a7e-0d3b-4c55-9a8e-2b7d41e6c930": {"same_surname": True, "explained": False},
     "e212f557-818c-4a18-ac0c-7a2dd859e6a2": {"coworker": True, "explained": False},
     "531da60e-a6af-41e4-b77f-c9ea37e5883a": {"neighbour": True, "explained": False},
     "84b03584-7b4a-46f8-aede-8782129bd1c5": {"vip": True, "explained": False},
@@ -488,6 +489,8 @@ FIRING_ROWS: dict[str, dict[str, Any]] = {
 #: Rows just short of a rule's threshold or missing one of its conditions.
 NEAR_MISSES: list[tuple[str, dict[str, Any]]] = [
     ("4da7aa26-2726-402c-88f7-ac964b83dd27", {"neighbour": True, "explained": False}),
+    ("4da7aa26-2726-402c-88f7-ac964b83dd27", {"same_surname": True, "explained": False}),
+    ("6f1c2a7e-0d3b-4c55-9a8e-2b7d41e6c930", {"same_surname": True, "same_household": True, "explained": False}),
     ("3998da00-18ac-4c60-893c-31f473b474d8", {"volume_vs_user": 2.9, "first_access": True, "explained": False}),
     ("3998da00-18ac-4c60-893c-31f473b474d8", {"volume_vs_user": 4.0, "first_access": False, "explained": False}),
     ("ff34adb2-587e-4537-a0bd-837e65309b21", {"export": True, "user_day_patients": 49}),

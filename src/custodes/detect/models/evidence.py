@@ -67,6 +67,19 @@ _FLAGS: tuple[tuple[str, str, str, bool], ...] = (
 )
 
 _MIN_WEIGHT, _MAX_WEIGHT = 0.5, 9.0
+
+#: The feature columns behind each term that is not a flag of the same name: a rule that
+#: reads them has already said what the term would say.
+TERM_FIELDS: dict[str, tuple[str, ...]] = {
+    "unexplained": ("explained",),
+    "first_access_unexplained": ("first_access",),
+    "off_shift": ("off_shift",),
+    "volume": ("volume_vs_user", "user_day_patients"),
+    "hour_volume": ("volume_vs_user_hour", "user_hour_patients"),
+    "peer_volume": ("volume_vs_peers",),
+    "unexplained_lately": ("user_unexplained_7d",),
+    "collaborative": ("collaborative_expectedness",),
+}
 #: Flags that describe how a person works, weighed per user; the others describe who
 #: the patient is to the user and weigh the same for everyone (an offender's own rate
 #: of looking up relatives must not make it look normal for them).
@@ -120,6 +133,7 @@ class EvidenceScorer(Detector):
     overall_rates_: dict[str, float] = field(default_factory=dict, init=False)
     user_rates_: pl.DataFrame | None = field(default=None, init=False, repr=False)
     peer_rates_: pl.DataFrame | None = field(default=None, init=False, repr=False)
+    overall_unexplained_7d_: float = field(default=0.0, init=False)
 
     inputs = (
         "user_id",
@@ -201,7 +215,14 @@ class EvidenceScorer(Detector):
                 ),
             )
         )
-        self.peer_rates_ = peer
+        self.peer_rates_ = peer.join(
+            features.group_by("user_role", "user_department").agg(
+                peer_unexplained_7d=pl.col("user_unexplained_7d").quantile(0.9)
+            ),
+            on=["user_role", "user_department"],
+            how="left",
+        )
+        self.overall_unexplained_7d_ = float(features["user_unexplained_7d"].quantile(0.9) or 0.0)
         self.user_rates_ = user
         return self
 
@@ -287,13 +308,12 @@ class EvidenceScorer(Detector):
         total = self.evidence(features).sum_horizontal().to_numpy()
         return 100.0 * (1.0 - np.exp(-total / self.scale))
 
-    def score_with_reasons(self, features: pl.DataFrame) -> pl.DataFrame:
-        """``score`` (0..100) and ``reasons`` (the top phrases, ``; ``-joined).
+    def score_and_reason_keys(self, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The scores, and for each access a small integer naming its top terms.
 
-        The top terms of each access make a small integer key; the phrases are joined
-        once per distinct key (there are few) and the per-access values filled in after.
+        ``reason_terms(key)`` turns a key back into term indices, largest first. Reasons
+        are built once per distinct key (there are few), not once per access.
         """
-        terms = self.terms()
         matrix = self.evidence(features).to_numpy()
         total = matrix.sum(axis=1)
         count = matrix.shape[1]
@@ -306,34 +326,46 @@ class EvidenceScorer(Detector):
             chosen = np.where(value >= self.min_reason, best, count)
             key = key * (count + 1) + chosen
             remaining[rows, best] = -np.inf
-        phrases = [phrase for _, _, phrase in terms]
-        table = []
-        for code in np.unique(key).tolist():
-            picked = []
-            for _ in range(min(self.top_reasons, count)):
-                code, index = divmod(code, count + 1)
-                picked.append(index)
-            table.append("; ".join(phrases[index] for index in reversed(picked) if index < count))
-        unique_keys = np.unique(key)
-        lookup = pl.DataFrame({"key": unique_keys, "reasons": table})
+        return 100.0 * (1.0 - np.exp(-total / self.scale)), key
+
+    def reason_terms(self, key: int) -> list[int]:
+        """The term indices a reason key names, largest first."""
+        count = len(self.terms())
+        picked = []
+        for _ in range(min(self.top_reasons, count)):
+            key, index = divmod(key, count + 1)
+            picked.append(index)
+        return [index for index in reversed(picked) if index < count]
+
+    def score_with_reasons(self, features: pl.DataFrame) -> pl.DataFrame:
+        """``score`` (0..100) and ``reasons`` (the top phrases, ``; ``-joined)."""
+        score, key = self.score_and_reason_keys(features)
+        phrases = [phrase for _, _, phrase in self.terms()]
+        unique = np.unique(key)
+        lookup = pl.DataFrame(
+            {
+                "key": unique,
+                "reasons": [
+                    "; ".join(phrases[i] for i in self.reason_terms(int(k))) for k in unique
+                ],
+            }
+        )
         reasons = pl.DataFrame({"key": key}).join(
             lookup, on="key", how="left", maintain_order="left"
         )["reasons"]
-        reasons = _fill_values(reasons, features)
-        return pl.DataFrame(
-            {"score": 100.0 * (1.0 - np.exp(-total / self.scale)), "reasons": reasons}
-        )
+        return pl.DataFrame({"score": score, "reasons": fill_values(reasons, features)})
 
 
-def _fill_values(reasons: pl.Series, features: pl.DataFrame) -> pl.Series:
+def fill_values(reasons: pl.Series, features: pl.DataFrame) -> pl.Series:
     """Put each access's own time and volume ratios into its phrases."""
     frame = pl.DataFrame({"r": reasons}).with_columns(
         time=features["time"].dt.strftime("%H:%M"),
         day_ratio=features["volume_vs_user"].round(1).cast(pl.String),
         hour_ratio=features["volume_vs_user_hour"].round(1).cast(pl.String),
+        unexplained_7d=features["user_unexplained_7d"].cast(pl.String),
     )
     out = pl.col("r")
-    for name in ("time", "day_ratio", "hour_ratio"):
+    for name in ("time", "day_ratio", "hour_ratio", "unexplained_7d"):
         placeholder = "{" + name + "}"
         out = (
             pl.when(out.str.contains(placeholder, literal=True))

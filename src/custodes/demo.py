@@ -239,7 +239,10 @@ def _detect_step(hospital: Path, root: Path, console: Console) -> None:
         named=True
     ):
         table.add_row(
-            f"{row['score']:.0f}", row["user_id"], row["patient_id"], row["reasons"],
+            f"{row['score']:.0f}",
+            row["user_id"],
+            row["patient_id"],
+            row["reasons"],
             row["scenario"] or "(legitimate)",
         )
     console.print(table)

@@ -103,7 +103,10 @@ BEHAVIOUR_FEATURES: dict[str, tuple[pl.DataType, str]] = {
         pl.Boolean(),
         "the user's previous access, moments before, came from another session on another workstation",
     ),
-    "user_unexplained_7d": (pl.Int64(), "distinct (patient, day) pairs the user opened with nothing to explain it in the last 7 days"),
+    "user_unexplained_7d": (
+        pl.Int64(),
+        "distinct (patient, day) pairs the user opened with nothing to explain it in the last 7 days",
+    ),
     "first_access": (pl.Boolean(), "the user never opened this patient's record before"),
     "name_search": (
         pl.Boolean(),

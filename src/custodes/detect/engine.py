@@ -65,6 +65,8 @@ class DetectionEngine:
     pipeline_: FeaturePipeline | None = field(default=None, init=False, repr=False)
     scorer_: EvidenceScorer | None = field(default=None, init=False, repr=False)
     ranker_: SupervisedRanker | None = field(default=None, init=False, repr=False)
+    # Reasons per (rules matched, top terms): the stream meets the same pairs again.
+    _phrase_cache: dict[tuple[str, int], str] = field(default_factory=dict, init=False, repr=False)
 
     def fit(self, events: pl.DataFrame, labels: pl.DataFrame | None = None) -> DetectionEngine:
         """Learn baselines, explanations and evidence weights from a training log.
@@ -77,6 +79,7 @@ class DetectionEngine:
         self.pipeline_ = FeaturePipeline(self.context, seed=self.seed)
         features = self.pipeline_.fit_transform(events)
         self.scorer_ = EvidenceScorer().fit(features)
+        self._phrase_cache = {}
         self.ranker_ = None
         if labels is not None:
             labelled = features.join(labels.select("event_id", "label"), on="event_id")
@@ -147,12 +150,14 @@ class DetectionEngine:
         Built once per distinct (rules matched, top terms) pair and joined back.
         """
         assert self.scorer_ is not None and self.rules is not None
-        pairs = pl.DataFrame(
-            {"hits": features["rule_hits"].list.join(","), "key": keys}
-        )
+        pairs = pl.DataFrame({"hits": features["rule_hits"].list.join(","), "key": keys})
         terms = self.scorer_.terms()
         lookup_rows = []
         for hits, key in pairs.unique().iter_rows():
+            known = self._phrase_cache.get((hits, key))
+            if known is not None:
+                lookup_rows.append((hits, key, known))
+                continue
             matched = [self.rules[rule_id] for rule_id in hits.split(",") if rule_id]
             matched.sort(key=lambda rule: (-rule.weight, rule.id))
             covered = set().union(*(rule.fields for rule in matched)) if matched else set()
@@ -162,14 +167,17 @@ class DetectionEngine:
                 if covered & {name, *TERM_FIELDS.get(name, ())}:
                     continue
                 phrases.append(phrase)
-            lookup_rows.append((hits, key, "; ".join(phrases)))
+            text = "; ".join(phrases)
+            self._phrase_cache[(hits, key)] = text
+            lookup_rows.append((hits, key, text))
         lookup = pl.DataFrame(
-            lookup_rows, schema={"hits": pl.String, "key": pl.Int64, "reasons": pl.String},
+            lookup_rows,
+            schema={"hits": pl.String, "key": pl.Int64, "reasons": pl.String},
             orient="row",
         )
-        reasons = pairs.join(
-            lookup, on=["hits", "key"], how="left", maintain_order="left"
-        )["reasons"]
+        reasons = pairs.join(lookup, on=["hits", "key"], how="left", maintain_order="left")[
+            "reasons"
+        ]
         return fill_values(reasons, features)
 
     def _with_rules(self, features: pl.DataFrame) -> pl.DataFrame:

@@ -146,6 +146,9 @@ class FeaturePipeline:
     hourly_volume_: pl.DataFrame | None = field(default=None, init=False, repr=False)
     collaborative_: CollaborativeModel | None = field(default=None, init=False, repr=False)
     explanation_: ExplanationModel = field(default_factory=ExplanationModel, init=False)
+    _windows_cache: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = field(
+        default=None, init=False, repr=False
+    )
 
     # -- fitting -------------------------------------------------------------------
     def fit(self, events: pl.DataFrame) -> FeaturePipeline:
@@ -311,22 +314,29 @@ class FeaturePipeline:
         keep = [c for c in joined.columns if c not in _IDENTITY_SCRATCH]
         return joined.select(keep)
 
+    def _windows(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """Encounter, care-team and colleague windows in days, built once per pipeline.
+
+        The context does not change while a pipeline lives; a micro-batch of the stream
+        must not rebuild them.
+        """
+        if self._windows_cache is None:
+            ctx = self.context
+            team_days = _day_windows(ctx.care_team)
+            self._windows_cache = (
+                _day_windows(ctx.encounters),
+                team_days.select("patient_id", user_id="staff_id", first="first", last="last"),
+                team_days.join(
+                    ctx.staff.select(staff_id="user_id", user_department="user_department"),
+                    on="staff_id",
+                ).select("patient_id", "user_department", "first", "last"),
+            )
+        return self._windows_cache
+
     def _relationship(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Encounter and care-team windows, decided once per (user, patient, day)."""
-        ctx = self.context
         keys = frame.select("user_id", "patient_id", "user_department", "day").unique()
-        days = _day_windows(ctx.encounters)
-        team = _day_windows(ctx.care_team).select(
-            "patient_id", user_id="staff_id", first="first", last="last"
-        )
-        colleagues = (
-            _day_windows(ctx.care_team)
-            .join(
-                ctx.staff.select(staff_id="user_id", user_department="user_department"),
-                on="staff_id",
-            )
-            .select("patient_id", "user_department", "first", "last")
-        )
+        days, team, colleagues = self._windows()
         within = (pl.col("day") >= pl.col("first")) & (pl.col("day") <= pl.col("last"))
         on_team = _any_match(keys, team, ["user_id", "patient_id"], within, "on_care_team")
         department = (
@@ -660,18 +670,22 @@ def _unexplained_lately(frame: pl.DataFrame, earlier: pl.DataFrame) -> pl.DataFr
     first_today = (
         unexplained
         & pl.col("_known").is_null()
-        & pl.struct("patient_id", unexplained.alias("_u")).is_first_distinct().over(
-            "user_id", "day"
-        )
+        & pl.struct("patient_id", unexplained.alias("_u"))
+        .is_first_distinct()
+        .over("user_id", "day")
     )
     frame = frame.with_columns(_new=first_today.cast(pl.Int64))
     # Daily totals from earlier chunks and this one, for the six days before each day.
-    daily = pl.concat(
-        [
-            earlier.group_by("user_id", "day").agg(_n=pl.len().cast(pl.Int64)),
-            frame.group_by("user_id", "day").agg(_n=pl.col("_new").sum()),
-        ]
-    ).group_by("user_id", "day").agg(pl.col("_n").sum())
+    daily = (
+        pl.concat(
+            [
+                earlier.group_by("user_id", "day").agg(_n=pl.len().cast(pl.Int64)),
+                frame.group_by("user_id", "day").agg(_n=pl.col("_new").sum()),
+            ]
+        )
+        .group_by("user_id", "day")
+        .agg(pl.col("_n").sum())
+    )
     days = frame.select("user_id", "day").unique()
     trailing = (
         days.join(daily.rename({"day": "_d"}), on="user_id")
@@ -683,9 +697,9 @@ def _unexplained_lately(frame: pl.DataFrame, earlier: pl.DataFrame) -> pl.DataFr
         .agg(_before=pl.col("_n").sum())
     )
     today_before = earlier.group_by("user_id", "day").agg(_today=pl.len().cast(pl.Int64))
-    frame = frame.join(
-        trailing, on=["user_id", "day"], how="left", maintain_order="left"
-    ).join(today_before, on=["user_id", "day"], how="left", maintain_order="left")
+    frame = frame.join(trailing, on=["user_id", "day"], how="left", maintain_order="left").join(
+        today_before, on=["user_id", "day"], how="left", maintain_order="left"
+    )
     return frame.with_columns(
         user_unexplained_7d=pl.col("_before").fill_null(0)
         + pl.col("_today").fill_null(0)
@@ -813,7 +827,15 @@ def _next_state(frame: pl.DataFrame, state: FeatureState) -> FeatureState:
             pl.col("day") > latest - timedelta(days=UNEXPLAINED_WINDOW_DAYS)
         )
     return FeatureState(
-        pairs, workstations, ips, users, hours, days, hour_patients, last_event, sessions,
+        pairs,
+        workstations,
+        ips,
+        users,
+        hours,
+        days,
+        hour_patients,
+        last_event,
+        sessions,
         unexplained,
     )
 

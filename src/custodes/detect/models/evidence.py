@@ -141,6 +141,7 @@ class EvidenceScorer(Detector):
         "user_department",
         "concurrent_session",
         "volume_vs_user_hour",
+        "user_unexplained_7d",
         "explained",
         "self_access",
         "same_household",
@@ -287,6 +288,16 @@ class EvidenceScorer(Detector):
                 "peer_volume",
                 (pl.col("volume_vs_peers").fill_null(1.0).log(2).clip(0.0, 5.0) * 0.75),
                 "far more patients today than the user's peers",
+            )
+        )
+        usual_unexplained = pl.col("peer_unexplained_7d").fill_null(self.overall_unexplained_7d_)
+        lately = ((pl.col("user_unexplained_7d") + 1.0) / (usual_unexplained + 1.0)).log(2)
+        terms.append(
+            (
+                "unexplained_lately",
+                pl.when(~explained).then(lately.clip(0.0, 5.0) * 1.5).otherwise(0.0),
+                "{unexplained_7d} records opened without a reason in 7 days, more than "
+                "the user's peers",
             )
         )
         terms.append(

@@ -71,11 +71,13 @@ class StreamDetector:
     ----------
     engine: a fitted detection engine.
     threshold: the score that makes an alert.
+    alert_subject: where alerts are published.
     clock: tells the processing time; injected so tests replay exactly.
     """
 
     engine: DetectionEngine
     threshold: float = 60.0
+    alert_subject: str = ALERT_SUBJECT
     clock: Clock = field(default_factory=SystemClock)
     state_: EngineState = field(default_factory=EngineState.empty, init=False)
 
@@ -101,6 +103,6 @@ class StreamDetector:
         scored = self.score_batch(access_events_from(messages))
         alerts = scored.filter(pl.col("score") >= self.threshold)
         for alert in alerts.iter_rows(named=True):
-            await bus.publish(ALERT_SUBJECT, orjson.dumps(alert))
+            await bus.publish(self.alert_subject, orjson.dumps(alert))
         elapsed = (self.clock.now() - started).total_seconds()
         return StreamResult(scored, alerts.height, elapsed)

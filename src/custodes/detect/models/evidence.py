@@ -3,9 +3,10 @@
 Each piece of evidence is a term with a weight and a phrase. Binary flags weigh their
 surprise for this user in the training log, ``-ln P(flag | user)`` shrunk towards the
 user's peers: what is rare for the user weighs more (a self-access more than a first
-access; a name search by a surgeon more than by a registration clerk). Identity flags count in full when nothing
-explains the access and at half when something does (a nurse caring for a relative
-admitted to her own ward is worth a look, not an alarm). Behaviour terms are scaled
+access; a name search by a surgeon more than by a registration clerk). Identity flags
+count in full unless a documented treatment relationship explains the access, and at
+half when one does (a nurse caring for a neighbour admitted to her own ward is worth a
+look, not an alarm). Behaviour terms are scaled
 from the user's own baselines, the collaborative term from the user-patient model. The
 sum maps to 0..100 by ``100 * (1 - exp(-total / scale))``; the reasons are the phrases
 of the largest terms.
@@ -20,7 +21,13 @@ import polars as pl
 
 from custodes.detect.models.base import Detector
 
+#: An identity flag counts at half when a documented treatment relationship explains the
+#: access. An inferred reason (the role's routine, continuing an earlier explained
+#: access, a visit still to come) explains the work, not why this colleague, neighbour
+#: or namesake was opened, so it does not discount.
 _EXPLAINED_DISCOUNT = 0.5
+#: The explanations that are documented treatment relationships.
+_DOCUMENTED = ("care_team", "charted", "department_encounter", "colleague_on_care_team")
 
 #: Flags weighed by their surprise: (name, condition, phrase, discounted when explained).
 #: Looking up oneself, one's household or a recorded relative is against policy even
@@ -67,6 +74,8 @@ _FLAGS: tuple[tuple[str, str, str, bool], ...] = (
 )
 
 _MIN_WEIGHT, _MAX_WEIGHT = 0.5, 9.0
+#: The most the collaborative model adds (an access none of the user's teams make).
+_COLLABORATIVE_WEIGHT = 0.5
 
 #: The feature columns behind each term that is not a flag of the same name: a rule that
 #: reads them has already said what the term would say.
@@ -143,6 +152,7 @@ class EvidenceScorer(Detector):
         "volume_vs_user_hour",
         "user_unexplained_7d",
         "explained",
+        "explanation",
         "self_access",
         "same_household",
         "relative_of_user",
@@ -255,11 +265,12 @@ class EvidenceScorer(Detector):
         ``{hour_ratio}`` (the volume over the user's usual), filled in per access.
         """
         explained = pl.col("explained").fill_null(False)
+        documented = pl.col("explanation").is_in(_DOCUMENTED).fill_null(False)
         terms = []
         for name, condition, phrase, discounted in _FLAGS:
             weight = self._weight(name)
             if discounted:
-                weight = pl.when(explained).then(weight * _EXPLAINED_DISCOUNT).otherwise(weight)
+                weight = pl.when(documented).then(weight * _EXPLAINED_DISCOUNT).otherwise(weight)
             terms.append((name, pl.when(_condition(condition)).then(weight).otherwise(0.0), phrase))
         off_shift = pl.col("off_shift").fill_null(0.0)
         terms.append(
@@ -303,7 +314,7 @@ class EvidenceScorer(Detector):
         terms.append(
             (
                 "collaborative",
-                (1.0 - pl.col("collaborative_expectedness").fill_null(1.0)) * 2.0,
+                (1.0 - pl.col("collaborative_expectedness").fill_null(1.0)) * _COLLABORATIVE_WEIGHT,
                 "none of the user's usual collaborators work on this patient",
             )
         )

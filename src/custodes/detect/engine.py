@@ -128,7 +128,8 @@ class DetectionEngine:
         the evidence then adds what the rules did not already say.
         """
         assert self.scorer_ is not None and self.rules is not None
-        evidence, keys = self.scorer_.score_and_reason_keys(features)
+        matrix = self.scorer_.evidence_matrix(features)
+        evidence = self.scorer_.score_matrix(matrix)
         rule_weight = features["rule_weight"].to_numpy()
         raw = 100.0 - (100.0 - evidence) * np.exp(-rule_weight / 100.0)
         if self.ranker_ is not None:
@@ -137,11 +138,14 @@ class DetectionEngine:
             probability = self.ranker_.decision_function(features)
             raw = 0.8 * 100.0 * probability + 0.2 * raw
         score = np.clip(raw, 0.0, 100.0)
-        reasons = self._reasons(features, keys)
-        # Below this nothing is worth a privacy officer's reading: no reasons, so the
-        # explained ones read "explained: ..." and nothing more.
-        quiet = pl.Series(score < QUIET_SCORE)
-        reasons = pl.select(pl.when(quiet).then(pl.lit("")).otherwise(reasons)).to_series()
+        # Below QUIET_SCORE nothing is worth a privacy officer's reading: no reasons, so
+        # the explained ones read "explained: ..." and nothing more. Most accesses are
+        # quiet, so reasons are worked out for the others only.
+        loud = np.flatnonzero(score >= QUIET_SCORE)
+        reasons = pl.repeat("", len(score), dtype=pl.String, eager=True)
+        if len(loud):
+            keys = self.scorer_.reason_keys(matrix[loud])
+            reasons = reasons.scatter(loud, self._reasons(features[loud], keys))
         return pl.DataFrame({"score": score, "reasons": reasons})
 
     def _reasons(self, features: pl.DataFrame, keys: np.ndarray) -> pl.Series:

@@ -221,7 +221,11 @@ def _join(labels: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
     if labels.height == scores.height and (labels["event_id"] == scores["event_id"]).all():
         # A detector usually scores the events in the order of the log: no join needed.
         return labels.hstack(scores.drop("event_id"))
-    return labels.lazy().join(scores.lazy(), on="event_id", how="left").collect()
+    return (
+        labels.lazy()
+        .join(scores.lazy(), on="event_id", how="left", maintain_order="left")
+        .collect()
+    )
 
 
 @dataclass(frozen=True)

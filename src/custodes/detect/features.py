@@ -267,12 +267,10 @@ class FeaturePipeline:
         relatives = ctx.relatives.select(
             "patient_id", user_id="staff_id", relative_of_user=pl.lit(True)
         ).unique(["patient_id", "user_id"])
-        joined = (
-            frame.join(staff, on="user_id", how="left", maintain_order="left")
-            .join(ctx.patients, on="patient_id", how="left", maintain_order="left")
-            .join(patient_staff, on="patient_staff_id", how="left", maintain_order="left")
-            .join(relatives, on=["patient_id", "user_id"], how="left", maintain_order="left")
-        )
+        joined = _left_join(frame, staff, "user_id")
+        joined = _left_join(joined, ctx.patients, "patient_id")
+        joined = _left_join(joined, patient_staff, "patient_staff_id")
+        joined = _left_join(joined, relatives, ["patient_id", "user_id"])
         distance_km = _haversine_km(
             pl.col("user_latitude"),
             pl.col("user_longitude"),
@@ -410,7 +408,7 @@ class FeaturePipeline:
                 )
             )
         )
-        return frame.join(flags, on=key, how="left", maintain_order="left")
+        return _left_join(frame, flags, key)
 
     def _history(self, frame: pl.DataFrame, state: FeatureState) -> pl.DataFrame:
         pair = ["user_id", "patient_id"]
@@ -425,10 +423,10 @@ class FeaturePipeline:
             .shift(1)
             .forward_fill()
             .over(pair),
-            seen_in_chunk=pl.int_range(pl.len()).over(pair) > 0,
+            seen_in_chunk=~pl.struct(pair).is_first_distinct(),
         )
         frame = (
-            frame.join(state.pairs, on=pair, how="left", maintain_order="left")
+            _left_join(frame, state.pairs, pair)
             .with_columns(
                 last_write=pl.coalesce("write_before", "last_write"),
                 accessed_before=pl.col("seen_in_chunk") | pl.col("pair_known").fill_null(False),
@@ -439,18 +437,14 @@ class FeaturePipeline:
                 ),
             )
         )
-        frame = frame.join(
-            state.users, on="user_id", how="left", maintain_order="left"
-        ).with_columns(
+        frame = _left_join(frame, state.users, "user_id").with_columns(
             user_prior_events=pl.col("prior_events").fill_null(0)
             + pl.int_range(pl.len()).over("user_id")
         )
         frame = _first_seen(frame, state.seen_workstations, "workstation", "new_workstation")
         frame = _first_seen(frame, state.seen_ips, "source_ip", "new_source_ip")
         # Accesses in this clock hour, counting the chunk before this one.
-        frame = frame.join(
-            state.hours, on=["user_id", "hour_bucket"], how="left", maintain_order="left"
-        ).with_columns(
+        frame = _left_join(frame, state.hours, ["user_id", "hour_bucket"]).with_columns(
             user_hour_accesses=pl.col("hour_count").fill_null(0)
             + pl.int_range(1, pl.len() + 1).over("user_id", "hour_bucket")
         )
@@ -458,9 +452,7 @@ class FeaturePipeline:
         frame = _distinct_so_far(frame, state.day_patients, "day", "user_day_patients")
         frame = _distinct_so_far(frame, state.hour_patients, "hour_bucket", "user_hour_patients")
         # The user's previous access, in this chunk or the one before.
-        frame = frame.join(
-            state.last_event, on="user_id", how="left", maintain_order="left"
-        ).with_columns(
+        frame = _left_join(frame, state.last_event, "user_id").with_columns(
             previous_time=pl.col("time")
             .shift(1)
             .over("user_id")
@@ -477,9 +469,7 @@ class FeaturePipeline:
         # A session that begins on another workstation while the user's previous session
         # was in use moments before: two sessions open at once (shared or stolen
         # credentials). The flag stays with every access of the new session.
-        frame = frame.join(
-            state.sessions, on=["user_id", "session_id"], how="left", maintain_order="left"
-        ).with_columns(
+        frame = _left_join(frame, state.sessions, ["user_id", "session_id"]).with_columns(
             session_before=pl.col("time")
             .shift(1)
             .over("user_id", "session_id")
@@ -521,13 +511,11 @@ class FeaturePipeline:
             "user_role", "user_department", "hour", peer_share=pl.col("near") / pl.col("days")
         )
         peer_keys = ["user_role", "user_department"]
-        frame = (
-            frame.join(own, on=["user_id", "hour"], how="left", maintain_order="left")
-            .join(peer, on=[*peer_keys, "hour"], how="left", maintain_order="left")
-            .join(self.daily_volume_, on="user_id", how="left", maintain_order="left")
-            .join(self.peer_daily_volume_, on=peer_keys, how="left", maintain_order="left")
-            .join(self.hourly_volume_, on="user_id", how="left", maintain_order="left")
-        )
+        frame = _left_join(frame, own, ["user_id", "hour"])
+        frame = _left_join(frame, peer, [*peer_keys, "hour"])
+        frame = _left_join(frame, self.daily_volume_, "user_id")
+        frame = _left_join(frame, self.peer_daily_volume_, peer_keys)
+        frame = _left_join(frame, self.hourly_volume_, "user_id")
         days = pl.col("own_days").fill_null(0)
         peer_share = pl.col("peer_share").fill_null(0.0)
         share = (pl.col("own_near").fill_null(0) + PRIOR_DAYS * peer_share) / (days + PRIOR_DAYS)
@@ -664,15 +652,11 @@ def _unexplained_lately(frame: pl.DataFrame, earlier: pl.DataFrame) -> pl.DataFr
     """
     unexplained = ~pl.col("explained")
     known = earlier.with_columns(_known=pl.lit(True))
-    frame = frame.join(
-        known, on=["user_id", "day", "patient_id"], how="left", maintain_order="left"
-    )
+    frame = _left_join(frame, known, ["user_id", "day", "patient_id"])
     first_today = (
         unexplained
         & pl.col("_known").is_null()
-        & pl.struct("patient_id", unexplained.alias("_u"))
-        .is_first_distinct()
-        .over("user_id", "day")
+        & pl.struct("user_id", "day", "patient_id", unexplained.alias("_u")).is_first_distinct()
     )
     frame = frame.with_columns(_new=first_today.cast(pl.Int64))
     # Daily totals from earlier chunks and this one, for the six days before each day.
@@ -697,9 +681,8 @@ def _unexplained_lately(frame: pl.DataFrame, earlier: pl.DataFrame) -> pl.DataFr
         .agg(_before=pl.col("_n").sum())
     )
     today_before = earlier.group_by("user_id", "day").agg(_today=pl.len().cast(pl.Int64))
-    frame = frame.join(trailing, on=["user_id", "day"], how="left", maintain_order="left").join(
-        today_before, on=["user_id", "day"], how="left", maintain_order="left"
-    )
+    frame = _left_join(frame, trailing, ["user_id", "day"])
+    frame = _left_join(frame, today_before, ["user_id", "day"])
     return frame.with_columns(
         user_unexplained_7d=pl.col("_before").fill_null(0)
         + pl.col("_today").fill_null(0)
@@ -712,15 +695,12 @@ def _distinct_so_far(
 ) -> pl.DataFrame:
     """Distinct patients of the user in the period up to each access, earlier chunks included."""
     known = earlier.with_columns(_known=pl.lit(True))
-    frame = frame.join(
-        known, on=["user_id", period, "patient_id"], how="left", maintain_order="left"
-    )
+    frame = _left_join(frame, known, ["user_id", period, "patient_id"])
     new = (
-        pl.struct("patient_id").is_first_distinct().over("user_id", period)
-        & pl.col("_known").is_null()
+        pl.struct("user_id", period, "patient_id").is_first_distinct() & pl.col("_known").is_null()
     )
     before = earlier.group_by("user_id", period).agg(_count=pl.len().cast(pl.Int64))
-    frame = frame.join(before, on=["user_id", period], how="left", maintain_order="left")
+    frame = _left_join(frame, before, ["user_id", period])
     return frame.with_columns(
         (
             pl.col("_count").fill_null(0) + new.cast(pl.Int64).cum_sum().over("user_id", period)
@@ -731,8 +711,8 @@ def _distinct_so_far(
 def _first_seen(frame: pl.DataFrame, seen: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
     """True on the first event of a (user, value) pair never seen in earlier chunks."""
     known = seen.with_columns(_known=pl.lit(True))
-    frame = frame.join(known, on=["user_id", column], how="left", maintain_order="left")
-    first = pl.struct(column).is_first_distinct().over("user_id")
+    frame = _left_join(frame, known, ["user_id", column])
+    first = pl.struct("user_id", column).is_first_distinct()
     return frame.with_columns(
         (first & pl.col("_known").is_null() & pl.col(column).is_not_null()).alias(name)
     ).drop("_known")
@@ -838,6 +818,23 @@ def _next_state(frame: pl.DataFrame, state: FeatureState) -> FeatureState:
         sessions,
         unexplained,
     )
+
+
+def _left_join(frame: pl.DataFrame, table: pl.DataFrame, on: str | list[str]) -> pl.DataFrame:
+    """``frame`` with the other columns of ``table`` (unique on ``on``) matched to its rows.
+
+    Joins the key columns alone and stacks the result beside the frame: a feature frame
+    is wide, and a join copies every column it carries. An empty table (the state
+    before a batch run's first chunk) matches nothing and is not joined at all.
+    """
+    keys = [on] if isinstance(on, str) else on
+    extra = [name for name in table.columns if name not in keys]
+    if table.is_empty():
+        return frame.with_columns(
+            pl.lit(None, dtype=table.schema[name]).alias(name) for name in extra
+        )
+    matched = frame.select(keys).join(table, on=keys, how="left", maintain_order="left")
+    return frame.hstack(matched.select(extra))
 
 
 def _haversine_km(lat1: pl.Expr, lon1: pl.Expr, lat2: pl.Expr, lon2: pl.Expr) -> pl.Expr:

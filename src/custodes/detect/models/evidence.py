@@ -327,8 +327,7 @@ class EvidenceScorer(Detector):
         )
 
     def decision_function(self, features: pl.DataFrame) -> np.ndarray:
-        total = self.evidence(features).sum_horizontal().to_numpy()
-        return 100.0 * (1.0 - np.exp(-total / self.scale))
+        return self.score_matrix(self.evidence_matrix(features))
 
     def score_and_reason_keys(self, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The scores, and for each access a small integer naming its top terms.
@@ -336,8 +335,22 @@ class EvidenceScorer(Detector):
         ``reason_terms(key)`` turns a key back into term indices, largest first. Reasons
         are built once per distinct key (there are few), not once per access.
         """
-        matrix = self.evidence(features).to_numpy()
-        total = matrix.sum(axis=1)
+        matrix = self.evidence_matrix(features)
+        return self.score_matrix(matrix), self.reason_keys(matrix)
+
+    def evidence_matrix(self, features: pl.DataFrame) -> np.ndarray:
+        """The terms of every access as a float matrix, one column per term."""
+        return self.evidence(features).to_numpy()
+
+    def score_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """The 0..100 score of each row of an evidence matrix."""
+        return 100.0 * (1.0 - np.exp(-matrix.sum(axis=1) / self.scale))
+
+    def reason_keys(self, matrix: np.ndarray) -> np.ndarray:
+        """For each row of an evidence matrix, the key of its top terms.
+
+        Only the accesses that will carry reasons need one, so callers pass those rows.
+        """
         count = matrix.shape[1]
         key = np.zeros(matrix.shape[0], dtype=np.int64)
         remaining = matrix.copy()
@@ -348,7 +361,7 @@ class EvidenceScorer(Detector):
             chosen = np.where(value >= self.min_reason, best, count)
             key = key * (count + 1) + chosen
             remaining[rows, best] = -np.inf
-        return 100.0 * (1.0 - np.exp(-total / self.scale)), key
+        return key
 
     def reason_terms(self, key: int) -> list[int]:
         """The term indices a reason key names, largest first."""

@@ -70,7 +70,7 @@ def detect_log(
     started = time.perf_counter()
     engine = DetectionEngine(context, rules=rules, seed=seed).fit(train, verdicts)
     fitted = time.perf_counter()
-    scores, _ = engine.score(test, keep_state=False)
+    scores = engine.score_log(test)
     done = time.perf_counter()
     return BatchResult(scores, engine, train.height, fitted - started, done - fitted)
 

@@ -27,6 +27,9 @@ REPEAT_DECAY = 0.8
 #: ...down to this share of the raw score.
 REPEAT_MIN_FACTOR = 0.7
 
+#: Accesses scored at once by ``score_log``: bounds the memory of a long log's features.
+CHUNK_EVENTS = 1_000_000
+
 #: Scores below this carry no reasons.
 QUIET_SCORE = 25.0
 
@@ -119,6 +122,24 @@ class DetectionEngine:
             score=discounted, reasons=scored["reasons"]
         )
         return result.select(SCORE_COLUMNS), EngineState(feature_state, suspicious)
+
+    def score_log(self, events: pl.DataFrame, *, chunk_events: int = CHUNK_EVENTS) -> pl.DataFrame:
+        """Scores of a whole log (``SCORE_COLUMNS``, in time order), a chunk at a time.
+
+        The state carries from chunk to chunk, so the scores are those of one call to
+        ``score`` on the whole log (the stream test holds them equal); only one chunk's
+        feature frame is in memory at a time.
+        """
+        ordered = events.sort("time", "event_id", maintain_order=True)
+        state = EngineState.empty()
+        parts = []
+        for start in range(0, ordered.height, chunk_events):
+            last = start + chunk_events >= ordered.height
+            scores, state = self.score(
+                ordered.slice(start, chunk_events), state, keep_state=not last
+            )
+            parts.append(scores)
+        return pl.concat(parts) if parts else self.score(ordered, keep_state=False)[0]
 
     def score_features(self, features: pl.DataFrame) -> pl.DataFrame:
         """``score`` (raw, 0..100) and ``reasons`` of every row of a feature frame.

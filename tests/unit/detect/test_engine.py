@@ -76,6 +76,14 @@ def test_stream_replays_batch_scores(scored_hospital, chunk):
     assert_frame_equal(pl.concat(parts), batch.head(stop))
 
 
+@pytest.mark.parametrize("chunk_events", [4_999, 1_000_000])
+def test_scoring_a_log_in_chunks_gives_the_scores_of_one_pass(scored_hospital, chunk_events):
+    events = scored_hospital.events.head(15_000)
+    whole, _ = scored_hospital.engine.score(events, keep_state=False)
+    chunked = scored_hospital.engine.score_log(events, chunk_events=chunk_events)
+    assert_frame_equal(chunked, whole)
+
+
 def test_messages_round_trip_to_the_same_scores(scored_hospital):
     events = scored_hospital.events.head(3_000)
     detector = StreamDetector(scored_hospital.engine)

@@ -59,7 +59,8 @@ class Backoff:
             excess = failures.count - self.free_attempts
             if excess <= 0:
                 return 0.0
-            delay = min(self.base_delay * 2 ** (excess - 1), self.max_delay)
+            # The exponent is capped: after thousands of failures 2**n would overflow.
+            delay = min(self.base_delay * 2.0 ** min(excess - 1, 64), self.max_delay)
             return max(0.0, delay - (now - failures.last).total_seconds())
 
     def fail(self, key: str, now: datetime) -> None:

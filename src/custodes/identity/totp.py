@@ -6,10 +6,10 @@ step or an earlier one is refused (``IdentityStore.claim_totp_step``). Recovery 
 are random, shown once, and stored as SHA-256 digests (they carry 80 random bits, so a
 fast hash is enough; a slow one would add nothing).
 
->>> totp = Totp("JBSWY3DPEHPK3PXP")
+>>> totp = Totp("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
 >>> totp.code_at_step(0)
-'282760'
->>> totp.matching_step("282760", at_step=1, window=1)
+'702218'
+>>> totp.matching_step("702218", at_step=1, window=1)
 0
 """
 

@@ -95,10 +95,12 @@ class IdentityStore(Protocol):
         """Replace the stored account of the same name."""
         ...
 
-    def record_failed_login(
-        self, name: str, threshold: int, lock_until: datetime
-    ) -> UserAccount | None:
-        """Add one failure; lock until ``lock_until`` when failures reach ``threshold``."""
+    def record_failed_login(self, name: str, threshold: int, lock_until: datetime) -> bool:
+        """Add one failure; lock until ``lock_until`` when failures reach ``threshold``.
+
+        True when this very failure set the lock (once, however many race), so the
+        lockout is reported once.
+        """
         ...
 
     def reset_failed_logins(self, name: str) -> None: ...

@@ -267,13 +267,11 @@ class IdentityService:
         now = self.clock.now()
         for key in keys:
             self.backoff.fail(key, now)
-        if user is not None:
-            updated = self.store.record_failed_login(
-                user.name, self.config.lock_threshold, now + self.config.lock_duration
-            )
-            if updated is not None and updated.locked_until != user.locked_until:
-                self.sessions.revoke_all(user.name)
-                self._emit(SignInKind.LOCKOUT, Outcome.SUCCESS, name, source_ip=source_ip)
+        if user is not None and self.store.record_failed_login(
+            user.name, self.config.lock_threshold, now + self.config.lock_duration
+        ):
+            self.sessions.revoke_all(user.name)
+            self._emit(SignInKind.LOCKOUT, Outcome.SUCCESS, name, source_ip=source_ip)
         self._emit(SignInKind.LOGIN, Outcome.MINOR_FAILURE, name, source_ip=source_ip)
         raise InvalidCredentials()
 

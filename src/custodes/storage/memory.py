@@ -111,20 +111,21 @@ class MemoryIdentityStore:
         with self._lock:
             self.users[user.name] = user
 
-    def record_failed_login(
-        self, name: str, threshold: int, lock_until: datetime
-    ) -> UserAccount | None:
+    def record_failed_login(self, name: str, threshold: int, lock_until: datetime) -> bool:
         with self._lock:
             user = self.users.get(name)
             if user is None:
-                return None
+                return False
             failures = user.failed_logins + 1
-            locked = user.locked_until
-            if failures >= threshold and (locked is None or locked < lock_until):
-                locked = lock_until
-            user = replace(user, failed_logins=failures, locked_until=locked)
-            self.users[name] = user
-            return user
+            locks = failures >= threshold and (
+                user.locked_until is None or user.locked_until < lock_until
+            )
+            self.users[name] = replace(
+                user,
+                failed_logins=failures,
+                locked_until=lock_until if locks else user.locked_until,
+            )
+            return locks
 
     def reset_failed_logins(self, name: str) -> None:
         with self._lock:

@@ -116,28 +116,25 @@ class SqlIdentityStore:
         with self.engine.begin() as connection:
             connection.execute(users.update().where(users.c.name == user.name).values(**values))
 
-    def record_failed_login(
-        self, name: str, threshold: int, lock_until: datetime
-    ) -> UserAccount | None:
-        count = users.c.failed_logins + 1
-        lock = sa.case(
-            (
-                sa.and_(
-                    count >= threshold,
-                    sa.or_(users.c.locked_until.is_(None), users.c.locked_until < lock_until),
-                ),
-                lock_until,
-            ),
-            else_=users.c.locked_until,
-        )
+    def record_failed_login(self, name: str, threshold: int, lock_until: datetime) -> bool:
+        # Two statements in one transaction: the first takes the row lock, so the second
+        # sees every earlier failure and sets the lock in exactly one transaction.
         with self.engine.begin() as connection:
             connection.execute(
                 users.update()
                 .where(users.c.name == name)
-                .values(failed_logins=count, locked_until=lock)
+                .values(failed_logins=users.c.failed_logins + 1)
             )
-            row = connection.execute(users.select().where(users.c.name == name)).first()
-        return _user(row) if row else None
+            locked = connection.execute(
+                users.update()
+                .where(
+                    users.c.name == name,
+                    users.c.failed_logins >= threshold,
+                    sa.or_(users.c.locked_until.is_(None), users.c.locked_until < lock_until),
+                )
+                .values(locked_until=lock_until)
+            )
+        return locked.rowcount == 1
 
     def reset_failed_logins(self, name: str) -> None:
         with self.engine.begin() as connection:

@@ -182,7 +182,8 @@ def serve(
     custodes = _custodes()
     app = create_app(custodes)
     err.print(f"Custodes API on http://{host}:{port} (passkey page: /auth/passkeys)")
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    # No WebSocket routes: ws="none" keeps the deprecated websockets.legacy out.
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, ws="none")
 
 
 def register(app: typer.Typer, factory: Callable[[], Custodes]) -> None:

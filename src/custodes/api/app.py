@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from custodes import __version__
+from custodes.api.deps import session_cookie_name
 from custodes.api.routes import auth
 from custodes.bootstrap import Custodes
 from custodes.core.errors import CustodesError, ServiceUnavailableError
@@ -56,6 +57,7 @@ def create_app(custodes: Custodes) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.custodes = custodes
+    app.state.session_cookie = session_cookie_name(custodes.settings.cookie_secure)
     app.include_router(auth.router)
 
     @app.exception_handler(CustodesError)

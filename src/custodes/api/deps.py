@@ -12,7 +12,15 @@ from custodes.identity.errors import NotAuthenticated
 from custodes.identity.service import IdentityService
 from custodes.identity.tokens import PREFIX as TOKEN_PREFIX
 
-SESSION_COOKIE = "custodes_session"
+#: The session cookie. ``__Host-`` makes the browser insist on Secure, Path=/ and no
+#: Domain, so no sibling site can plant or read it (ASVS 3.4.4). Without the Secure
+#: flag (``CUSTODES_COOKIE_SECURE=false``) the prefix is not allowed, so it is dropped.
+SESSION_COOKIE = "__Host-custodes_session"
+PLAIN_SESSION_COOKIE = "custodes_session"
+
+
+def session_cookie_name(secure: bool) -> str:
+    return SESSION_COOKIE if secure else PLAIN_SESSION_COOKIE
 
 
 def get_identity(request: Request) -> IdentityService:
@@ -31,7 +39,7 @@ def presented_credential(request: Request) -> str:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(SESSION_COOKIE, "")
+    return request.cookies.get(request.app.state.session_cookie, "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,20 @@ def totp_enroll(
         out.print(f"  {code}", highlight=False)
 
 
+@users_app.command("set-password")
+def set_password(
+    name: NameArg,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the new password from standard input.")
+    ] = False,
+) -> None:
+    """Reset a password (an administrator's reset); the account's sessions end."""
+    if not password_stdin:
+        raise CustodesError("the new password is read from standard input: use --password-stdin")
+    _custodes().identity.set_password(name, _read_password())
+    out.print(f"password of {name} changed; its sessions are ended")
+
+
 @users_app.command("lock")
 def lock(name: NameArg) -> None:
     """Lock an account until an administrator unlocks it; its sessions and tokens end."""

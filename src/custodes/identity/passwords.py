@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -27,6 +28,8 @@ from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from custodes.identity.errors import PasswordRejected
+
+_RUNS_OF_SPACES = re.compile(r" {2,}")
 
 
 @cache
@@ -50,12 +53,12 @@ class PasswordPolicy:
     """Length first: at least ``min_length`` characters, at most ``max_length``."""
 
     min_length: int = 12
-    max_length: int = 256
+    max_length: int = 128
 
     def problem(self, password: str, account_name: str = "") -> str | None:
         """What is wrong with ``password``, or None when it is acceptable."""
         text = normalise(password)
-        if len(text) < self.min_length:
+        if len(_RUNS_OF_SPACES.sub(" ", text)) < self.min_length:  # "a    b" is not long
             return f"a password needs at least {self.min_length} characters"
         if len(text) > self.max_length:
             return f"a password may have at most {self.max_length} characters"

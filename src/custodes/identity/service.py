@@ -153,10 +153,33 @@ class IdentityService:
         return sorted(self.store.list_users(), key=lambda u: u.name)
 
     def set_password(self, name: str, password: str) -> None:
+        """An administrator's reset: the new password, and every session of the user ends."""
         user = self.user(name)
         self.config.password_policy.check(password, name)
         self.store.save_user(replace(user, password_hash=self.hasher.hash(password)))
         self.sessions.revoke_all(name)
+
+    def change_password(self, session_id: str, current: str, new: str) -> IssuedSession:
+        """The user's own change: the current password first; then every other session
+        ends and this one gets a new id."""
+        record, user = self.authenticate(session_id)
+        if not self.hasher.verify(user.password_hash, current):
+            self._emit(SignInKind.MFA, Outcome.MINOR_FAILURE, user.name, mfa_method="password")
+            raise InvalidCredentials()
+        self.config.password_policy.check(new, user.name)
+        self.store.save_user(replace(user, password_hash=self.hasher.hash(new)))
+        self.sessions.revoke_all(user.name)
+        issued = self.sessions.start(
+            user.name, mfa_method=record.mfa_method, source_ip=record.source_ip
+        )
+        self._emit(
+            SignInKind.LOGIN,
+            Outcome.SUCCESS,
+            user.name,
+            mfa_method="password-change",
+            session=issued.record,
+        )
+        return issued
 
     def set_role(self, name: str, role: Role | str) -> None:
         """Change the role; the user's sessions end, so the next sign-in carries the new one."""
@@ -253,7 +276,11 @@ class IdentityService:
             return None
         secret = self.sealer.open(user.totp_sealed, user.name).decode()
         step = Totp(secret).matching_step(code, at_step=step_of(now))
-        if step is None or not self.store.claim_totp_step(user.name, step):
+        if step is None:
+            return None
+        if not self.store.claim_totp_step(user.name, step):
+            # A right code used a second time: a stolen or shoulder-surfed code (ASVS 2.8.5).
+            self._emit(SignInKind.MFA, Outcome.SERIOUS_FAILURE, user.name, mfa_method="totp-reused")
             return None
         return "totp"
 

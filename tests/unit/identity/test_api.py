@@ -138,3 +138,17 @@ def test_passkey_page_is_served_without_external_assets(client):
     assert page.status_code == 200 and '<script src="/auth/passkeys.js"' in page.text
     assert "http" not in page.text.split("<body>")[0].replace("http-equiv", "")
     assert client.get("/auth/passkeys.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_password_change_route(client, door):
+    _login(client, door)
+    weak = client.post(
+        "/auth/password", json={"current_password": PASSWORD, "new_password": "password1234"}
+    )
+    assert weak.status_code == 400 and "common passwords" in weak.json()["detail"]
+    changed = client.post(
+        "/auth/password",
+        json={"current_password": PASSWORD, "new_password": "another long passphrase"},
+    )
+    assert changed.status_code == 200
+    assert client.get("/auth/session").json()["user"] == "alice"

@@ -30,7 +30,9 @@ from .conftest import CHEAP_ARGON2, PASSWORD, FrontDoor
         ("123456789012", False),
         ("aaaaaaaaaaaaaaaa", False),  # repeats
         ("alice-is-my-password", False),  # contains the account name
-        ("x" * 257, False),
+        ("x" * 129, False),
+        ("a long passphrase " * 7, True),  # 126 characters
+        ("ab" + " " * 12, False),  # runs of spaces count once
         ("tab\tinside password", False),
     ],
 )

@@ -90,7 +90,7 @@ def test_secret_is_sealed_at_rest(door):
 
 def test_recovery_codes_are_distinct_and_long():
     codes = new_recovery_codes().codes
-    assert len(set(codes)) == 10 and all(len(c.replace("-", "")) == 16 for c in codes)
+    assert len(set(codes)) == 10 and all(len(c.replace("-", "")) == 24 for c in codes)
 
 
 def test_enrolment_uri_and_qr_code(door):

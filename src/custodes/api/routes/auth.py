@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from custodes.api.deps import SESSION_COOKIE, CallerDep, ClientIpDep, IdentityDep, SessionDep
+from custodes.api.deps import CallerDep, ClientIpDep, IdentityDep, SessionDep
 from custodes.identity.errors import StepUpRequired
 from custodes.identity.service import IdentityService
 from custodes.identity.sessions import IssuedSession
@@ -26,6 +26,11 @@ class LoginRequest(BaseModel):
 
 class CodeRequest(BaseModel):
     totp: str = Field(max_length=64)
+
+
+class PasswordChangeRequest(BaseModel):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
 
 
 class PasskeyOptionsRequest(BaseModel):
@@ -47,7 +52,7 @@ def _session_response(
         or {"access_token": issued.session_id, "token_type": "bearer", "expires_in": expires_in}
     )
     response.set_cookie(
-        SESSION_COOKIE,
+        request.app.state.session_cookie,
         issued.session_id,
         max_age=expires_in,
         httponly=True,
@@ -61,7 +66,7 @@ def _session_response(
 @router.post("/login")
 def login(body: LoginRequest, request: Request, identity: IdentityDep, ip: ClientIpDep):
     """Password and second factor in; a session out. One 401 for every failure."""
-    old = request.cookies.get(SESSION_COOKIE)
+    old = request.cookies.get(request.app.state.session_cookie)
     issued = identity.login(body.username, body.password, body.totp, ip)
     if old:  # a new id at every login: a planted cookie is never promoted
         identity.sessions.end(old)
@@ -72,7 +77,13 @@ def login(body: LoginRequest, request: Request, identity: IdentityDep, ip: Clien
 def logout(request: Request, identity: IdentityDep, caller: SessionDep) -> Response:
     identity.logout(caller.credential)
     response = JSONResponse({"signed_out": True})
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(
+        request.app.state.session_cookie,
+        path="/",
+        secure=request.app.state.custodes.settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
     return response
 
 
@@ -107,6 +118,15 @@ def step_up_check(operation: Operation, identity: IdentityDep, caller: SessionDe
     """200 when the session may do ``operation`` now; 403 saying what is missing."""
     identity.require_step_up(caller.session, operation)
     return {"operation": str(operation), "allowed": True}
+
+
+@router.post("/password")
+def change_password(
+    body: PasswordChangeRequest, request: Request, identity: IdentityDep, caller: SessionDep
+):
+    """The current password and a new one; other sessions end, this one gets a new id."""
+    issued = identity.change_password(caller.credential, body.current_password, body.new_password)
+    return _session_response(request, identity, issued)
 
 
 @router.get("/passkeys", response_class=HTMLResponse)

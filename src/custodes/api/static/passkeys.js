@@ -98,6 +98,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const form = new FormData(event.target);
     show(custodes.login(form.get("username"), form.get("password"), form.get("totp")));
   });
+  document.getElementById("show-password").onchange = (event) => {
+    document.getElementById("password").type = event.target.checked ? "text" : "password";
+  };
   document.getElementById("passkey-login").onclick = () => show(custodes.passkeyLogin());
   document.getElementById("passkey-register").onclick = () => show(custodes.register());
   document.getElementById("passkey-step-up").onclick = () => show(custodes.stepUp());

@@ -215,6 +215,16 @@ class IdentityService:
         )
         return TotpEnrolment(secret, Totp(secret).provisioning_uri(name), recovery)
 
+    def enroll_own_totp(self, session_id: str) -> TotpEnrolment:
+        """A user replaces their own TOTP secret: only with a fresh second factor."""
+        record, user = self.authenticate(session_id)
+        self.require_step_up(record, Operation.CHANGE_AUTHENTICATOR)
+        enrolment = self.enroll_totp(user.name)
+        self._emit(
+            SignInKind.MFA, Outcome.SUCCESS, user.name, mfa_method="totp-enrol", session=record
+        )
+        return enrolment
+
     def issue_token(self, name: str, scopes: tuple[str, ...], lifetime: timedelta) -> str:
         user = self.user(name)
         if user.locked_at(self.clock.now()):

@@ -27,6 +27,8 @@ class Operation(StrEnum):
     EXPORT = "export"
     KEY_OPERATION = "key_operation"
     SENSITIVE_TIER = "sensitive_tier"
+    #: Replacing one's own second factor.
+    CHANGE_AUTHENTICATOR = "change_authenticator"
 
 
 #: Operations that need a passkey with user verification, not just any second factor.

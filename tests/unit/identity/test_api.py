@@ -152,3 +152,14 @@ def test_password_change_route(client, door):
     )
     assert changed.status_code == 200
     assert client.get("/auth/session").json()["user"] == "alice"
+
+
+def test_totp_self_enrolment_needs_a_fresh_factor_and_returns_a_qr_code(client, door):
+    _login(client, door)
+    enrolled = client.post("/auth/totp/enroll")
+    assert enrolled.status_code == 200
+    body = enrolled.json()
+    assert body["qr_svg"].startswith("<svg") and body["otpauth_uri"].endswith("issuer=Custodes")
+    assert len(body["recovery_codes"]) == 10
+    door.clock.advance(minutes=11)
+    assert client.post("/auth/totp/enroll").status_code == 403

@@ -14,6 +14,7 @@ from custodes.identity.errors import StepUpRequired
 from custodes.identity.service import IdentityService
 from custodes.identity.sessions import IssuedSession
 from custodes.identity.stepup import Operation
+from custodes.identity.totp import qr_svg
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -127,6 +128,19 @@ def change_password(
     """The current password and a new one; other sessions end, this one gets a new id."""
     issued = identity.change_password(caller.credential, body.current_password, body.new_password)
     return _session_response(request, identity, issued)
+
+
+@router.post("/totp/enroll")
+def totp_enroll(identity: IdentityDep, caller: SessionDep) -> dict:
+    """A new TOTP secret for the signed-in user, with its QR code (SVG) for an
+    authenticator app and new recovery codes, shown once. Needs a fresh second factor."""
+    enrolment = identity.enroll_own_totp(caller.credential)
+    return {
+        "secret": enrolment.secret,
+        "otpauth_uri": enrolment.uri,
+        "qr_svg": qr_svg(enrolment.uri),
+        "recovery_codes": list(enrolment.recovery.codes),
+    }
 
 
 @router.get("/passkeys", response_class=HTMLResponse)

@@ -163,3 +163,9 @@ def test_totp_self_enrolment_needs_a_fresh_factor_and_returns_a_qr_code(client, 
     assert len(body["recovery_codes"]) == 10
     door.clock.advance(minutes=11)
     assert client.post("/auth/totp/enroll").status_code == 403
+
+
+def test_form_posts_are_refused(client, door):
+    form = {"username": "alice", "password": PASSWORD, "totp": door.code()}
+    response = client.post("/auth/login", data=form)
+    assert response.status_code == 422

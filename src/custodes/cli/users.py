@@ -36,6 +36,11 @@ def _custodes() -> Custodes:
     return _factory()
 
 
+def _print_json(value: object) -> None:
+    """One JSON document on one line: the last line of stdout, for scripts."""
+    out.print(orjson.dumps(value).decode(), soft_wrap=True, highlight=False)
+
+
 NameArg = Annotated[str, typer.Argument(help="The account name (lower case).")]
 
 
@@ -66,7 +71,7 @@ def add(
     user = _custodes().identity.add_user(name, role, password, kind)
     summary = {"name": user.name, "role": str(user.role), "kind": str(user.kind)}
     if as_json:
-        out.print(orjson.dumps(summary).decode(), soft_wrap=True, highlight=False)
+        _print_json(summary)
         return
     out.print(f"added {user.name} ({user.role})")
     if kind is AccountKind.PERSON:
@@ -92,7 +97,7 @@ def totp_enroll(
             "otpauth_uri": enrolment.uri,
             "recovery_codes": list(enrolment.recovery.codes),
         }
-        out.print(orjson.dumps(body).decode(), soft_wrap=True, highlight=False)
+        _print_json(body)
         return
     if qr:
         out.print(qr_terminal(enrolment.uri), highlight=False, markup=False)
@@ -150,7 +155,7 @@ def list_users(
         for u in custodes.identity.list_users()
     ]
     if as_json:
-        out.print(orjson.dumps(rows).decode(), soft_wrap=True, highlight=False)
+        _print_json(rows)
         return
     table = Table("name", "role", "kind", "totp", "passkeys", "locked", "failed")
     for row in rows:

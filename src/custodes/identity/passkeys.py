@@ -21,8 +21,10 @@ import hashlib
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import orjson
 from webauthn import (
@@ -47,6 +49,7 @@ from custodes.core.ports import IdentityStore
 from custodes.identity.errors import PasskeyError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,17 @@ class PasskeyCeremonies:
             raise PasskeyError("the passkey ceremony is unknown or expired; start again")
         return pending
 
+    def _verify(self, what: str, verify: Callable[..., T], **arguments) -> T:
+        """Run a py_webauthn verification for this relying party; one error type out."""
+        try:
+            return verify(
+                expected_rp_id=self.party.rp_id,
+                expected_origin=list(self.party.origins),
+                **arguments,
+            )
+        except (WebAuthnException, ValueError, KeyError, TypeError) as err:
+            raise PasskeyError(f"the passkey {what} was not accepted: {err}") from err
+
     def registration_options(self, user: UserAccount) -> tuple[str, dict]:
         options = generate_registration_options(
             rp_id=self.party.rp_id,
@@ -133,16 +147,13 @@ class PasskeyCeremonies:
         pending = self._take(ceremony)
         if pending.user_name != user_name:
             raise PasskeyError("the passkey ceremony belongs to another session")
-        try:
-            verified = verify_registration_response(
-                credential=credential,
-                expected_challenge=pending.challenge,
-                expected_rp_id=self.party.rp_id,
-                expected_origin=list(self.party.origins),
-                require_user_verification=True,
-            )
-        except (WebAuthnException, ValueError, KeyError, TypeError) as err:
-            raise PasskeyError(f"the passkey registration was not accepted: {err}") from err
+        verified = self._verify(
+            "registration",
+            verify_registration_response,
+            credential=credential,
+            expected_challenge=pending.challenge,
+            require_user_verification=True,
+        )
         passkey = PasskeyCredential(
             credential_id=verified.credential_id,
             user_name=user_name,
@@ -186,19 +197,16 @@ class PasskeyCeremonies:
         passkey = self.store.get_passkey(raw_id)
         if passkey is None or (pending.user_name and passkey.user_name != pending.user_name):
             raise PasskeyError("this passkey is not registered here")
-        try:
-            # The counter is checked below, as a warning; py_webauthn would refuse.
-            verified = verify_authentication_response(
-                credential=credential,
-                expected_challenge=pending.challenge,
-                expected_rp_id=self.party.rp_id,
-                expected_origin=list(self.party.origins),
-                credential_public_key=passkey.public_key,
-                credential_current_sign_count=0,
-                require_user_verification=pending.require_verification,
-            )
-        except (WebAuthnException, ValueError, KeyError, TypeError) as err:
-            raise PasskeyError(f"the passkey sign-in was not accepted: {err}") from err
+        # The counter is checked below, as a warning; py_webauthn would refuse.
+        verified = self._verify(
+            "sign-in",
+            verify_authentication_response,
+            credential=credential,
+            expected_challenge=pending.challenge,
+            credential_public_key=passkey.public_key,
+            credential_current_sign_count=0,
+            require_user_verification=pending.require_verification,
+        )
         if (verified.new_sign_count or passkey.sign_count) and (
             verified.new_sign_count <= passkey.sign_count
         ):

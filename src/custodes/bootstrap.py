@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
+    argon2_max_concurrent: int = Field(
+        default=4, ge=1, description="Argon2id hashes computed at once (bounds their memory)."
+    )
     session_idle_minutes: float = Field(default=15, gt=0, description="Automatic logoff.")
     session_absolute_hours: float = Field(default=12, gt=0)
     lockout_threshold: int = Field(default=10, ge=1, description="Failures in a row that lock.")
@@ -118,7 +121,10 @@ class Settings(BaseSettings):
     def identity_config(self) -> IdentityConfig:
         return IdentityConfig(
             argon2=Argon2Parameters(
-                self.argon2_time_cost, self.argon2_memory_kib, self.argon2_parallelism
+                self.argon2_time_cost,
+                self.argon2_memory_kib,
+                self.argon2_parallelism,
+                self.argon2_max_concurrent,
             ),
             password_policy=PasswordPolicy(min_length=self.password_min_length),
             timeouts=SessionTimeouts(

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -88,6 +89,9 @@ class Argon2Parameters:
     time_cost: int = 3
     memory_cost_kib: int = 65536
     parallelism: int = 4
+    #: Hashes computed at once; the rest wait. Bounds the memory a flood of sign-ins
+    #: can take (4 x 64 MiB by default) instead of one hash per server thread.
+    max_concurrent: int = 4
 
 
 class PasswordHasher:
@@ -101,20 +105,22 @@ class PasswordHasher:
             parallelism=self.parameters.parallelism,
             type=Type.ID,
         )
+        self._slots = threading.BoundedSemaphore(self.parameters.max_concurrent)
         # Verified when no account matches, so an unknown name costs the same time.
         self.dummy_hash = self._argon2.hash("no account has this password")
 
     def hash(self, password: str) -> str:
-        return self._argon2.hash(normalise(password))
+        with self._slots:
+            return self._argon2.hash(normalise(password))
 
     def verify(self, stored: str | None, password: str) -> bool:
         """True when ``password`` matches; always does one full Argon2id computation."""
         try:
-            return self._argon2.verify(stored or self.dummy_hash, normalise(password)) and (
-                stored is not None
-            )
+            with self._slots:
+                matched = self._argon2.verify(stored or self.dummy_hash, normalise(password))
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+        return matched and stored is not None
 
     def needs_rehash(self, stored: str) -> bool:
         return self._argon2.check_needs_rehash(stored)

@@ -1,8 +1,10 @@
 """The front door: accounts, sign-in, second factors, step-up, and their events.
 
 Every sign-in answers in the same way and in about the same time whatever went wrong:
-one Argon2id verification always runs (against a dummy hash when no account has the
-name), and every failure raises the same ``InvalidCredentials``. Failures back off
+one Argon2id verification runs (against a dummy hash when no account has the name),
+and every failure raises the same ``InvalidCredentials``. Only an attempt inside a
+backoff wait is refused before hashing; the wait depends on the name and address
+tried, not on whether an account exists. Failures back off
 exponentially per account and per source address, and lock the account after
 ``lock_threshold`` in a row until ``lock_duration`` passes or an administrator unlocks
 it; a locked account refuses even the right password and code.
@@ -241,11 +243,15 @@ class IdentityService:
         now = self.clock.now()
         name = username.strip().lower()[:64]
         keys = (_account_key(name), f"ip:{source_ip or '-'}")
-        throttled = any(self.backoff.wait(key, now) > 0 for key in keys)
         user = self.store.get_user(name) if NAME_PATTERN.match(name) else None
+        if any(self.backoff.wait(key, now) > 0 for key in keys):
+            # Refused before hashing: under a flood the waits, not Argon2, take the load.
+            # Being throttled depends on the name and address tried, never on whether
+            # the account exists, so the shorter answer tells nothing about accounts.
+            return self._refuse(name, user, keys, source_ip)
         password_ok = self.hasher.verify(user.password_hash if user else None, password)
         mfa_method = None
-        if throttled or user is None or user.locked_at(now) or not password_ok:
+        if user is None or user.locked_at(now) or not password_ok:
             return self._refuse(name, user, keys, source_ip)
         if user.totp_enabled:
             mfa_method = self._second_factor(user, code or "", now)

@@ -76,3 +76,31 @@ def test_login_rehashes_when_the_parameters_change():
     new = door.store.get_user("alice").password_hash
     assert new != old and "t=2" in new and "m=16" in new
     assert stronger.hasher.verify(new, PASSWORD)
+
+
+def test_at_most_max_concurrent_hashes_run_at_once():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    hasher = PasswordHasher(replace(CHEAP_ARGON2, max_concurrent=2))
+    stored = hasher.hash(PASSWORD)
+    running, peak, lock = [0], [0], threading.Lock()
+    real = hasher._argon2.verify
+    gate = threading.Barrier(2, timeout=5)
+
+    def counting_verify(hash_, password):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            gate.wait()  # two may meet here; a third would have to wait its turn
+            return real(hash_, password)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    hasher._argon2 = type("Counting", (), {"verify": staticmethod(counting_verify)})()
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(lambda _: hasher.verify(stored, PASSWORD), range(8)))
+    assert peak[0] == 2

@@ -33,9 +33,9 @@ from custodes.ingest.context_service import ContextReport, ingest_context_files
 from custodes.ingest.csv_access import CsvMapping
 from custodes.ingest.service import IngestReport, Progress, ingest_event_files
 from custodes.storage.archive import ParquetArchive
-from custodes.storage.bus import InProcessBus
+from custodes.storage.bus import InProcessBus, NatsJetStreamBus
 from custodes.storage.database import create_engine, ensure_schema, upgrade
-from custodes.storage.signins import SignInFanOut
+from custodes.storage.signins import BackgroundBus, SignInFanOut
 from custodes.storage.sql_context import QuarantineStore, SqlContextStore, SqlIngestRuns
 from custodes.storage.sql_events import SqlEventStore
 from custodes.storage.sql_identity import SqlIdentityStore
@@ -206,9 +206,17 @@ class Custodes:
         return key
 
     @cached_property
-    def bus(self) -> InProcessBus:
-        """The in-process bus (the embedded default) that sign-in events are published on."""
-        return InProcessBus()
+    def signin_bus(self) -> BackgroundBus:
+        """The bus sign-in events are published on: NATS JetStream when
+        ``CUSTODES_NATS_URL`` is set, else the in-process bus (the embedded default)."""
+        url = self.settings.nats_url
+        if url:
+            return BackgroundBus(lambda: NatsJetStreamBus.connect(url))
+
+        async def in_process() -> InProcessBus:
+            return InProcessBus()
+
+        return BackgroundBus(in_process)
 
     @cached_property
     def identity(self) -> IdentityService:
@@ -222,7 +230,7 @@ class Custodes:
             SqlIdentityStore(engine),
             SecretSealer(self.identity_key()),
             self.clock,
-            SignInFanOut(sinks, self.bus),
+            SignInFanOut(sinks, self.signin_bus),
             self.settings.identity_config(),
         )
 

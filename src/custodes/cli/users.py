@@ -199,6 +199,7 @@ def serve(
     from custodes.api.app import create_app
 
     custodes = _custodes()
+    custodes.identity  # noqa: B018 - a wrong setting or a missing server fails here, not later
     app = create_app(custodes)
     err.print(f"Custodes API on http://{host}:{port} (passkey page: /auth/passkeys)")
     # No WebSocket routes: ws="none" keeps the deprecated websockets.legacy out.

@@ -169,3 +169,36 @@ def test_form_posts_are_refused(client, door):
     form = {"username": "alice", "password": PASSWORD, "totp": door.code()}
     response = client.post("/auth/login", data=form)
     assert response.status_code == 422
+
+
+def test_passkey_routes_refuse_without_a_session_or_with_a_stale_ceremony(client, door):
+    assert client.post("/auth/passkeys/register/options").status_code == 401
+    options = client.post("/auth/passkeys/login/options", json={}).json()
+    assert options["publicKey"]["rpId"] == "localhost"
+    assert options["publicKey"]["userVerification"] == "preferred"
+    bogus = {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}
+    unknown = client.post(
+        "/auth/passkeys/login/verify", json={"ceremony": "nope", "credential": bogus}
+    )
+    assert unknown.status_code == 400 and "unknown or expired" in unknown.json()["detail"]
+    stranger = client.post(
+        "/auth/passkeys/login/verify", json={"ceremony": options["ceremony"], "credential": bogus}
+    )
+    assert stranger.status_code == 400 and stranger.json()["detail"] == (
+        "this passkey is not registered here"
+    )
+    # A ceremony is used once.
+    again = client.post(
+        "/auth/passkeys/login/verify", json={"ceremony": options["ceremony"], "credential": bogus}
+    )
+    assert "unknown or expired" in again.json()["detail"]
+    assert ("login", "minor_failure") in door.kinds()
+
+
+def test_registration_options_require_user_verification(client, door):
+    _login(client, door)
+    options = client.post("/auth/passkeys/register/options").json()["publicKey"]
+    selection = options["authenticatorSelection"]
+    assert selection["userVerification"] == "required" and selection["residentKey"] == "required"
+    assert options["rp"] == {"name": "Custodes", "id": "localhost"}
+    assert "alice" not in options["user"]["id"]  # the user handle is a digest, not the name

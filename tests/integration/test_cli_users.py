@@ -68,8 +68,10 @@ def test_users_add_enroll_lock_unlock_list(tmp_path: Path) -> None:
         "failed_logins": 0,
     }
     assert custodes("users", "unlock", "alice", data_dir=tmp_path).returncode == 0
+    assert custodes("users", "set-role", "alice", "him", data_dir=tmp_path).returncode == 0
     listed = custodes("users", "list", "--json", data_dir=tmp_path)
     assert json.loads(listed.stdout.strip().splitlines()[-1])[0]["locked"] is False
+    assert json.loads(listed.stdout.strip().splitlines()[-1])[0]["role"] == "him"
     key = tmp_path / "identity.key"
     assert key.stat().st_mode & 0o777 == 0o600
 

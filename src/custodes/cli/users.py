@@ -121,6 +121,16 @@ def set_password(
     out.print(f"password of {name} changed; its sessions are ended")
 
 
+@users_app.command("set-role")
+def set_role(
+    name: NameArg,
+    role: Annotated[Role, typer.Argument(help="The new access-policy role.")],
+) -> None:
+    """Change an account's role; its sessions end, so the next sign-in carries the new one."""
+    _custodes().identity.set_role(name, role)
+    out.print(f"{name} is now {role}; its sessions are ended")
+
+
 @users_app.command("lock")
 def lock(name: NameArg) -> None:
     """Lock an account until an administrator unlocks it; its sessions and tokens end."""

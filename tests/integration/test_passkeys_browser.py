@@ -148,12 +148,16 @@ def test_passkey_registration_login_and_step_up(server, browser_page, caplog):
     )
     with pytest.raises(Exception, match="NotAllowedError|not accepted|did not verify"):
         call("() => custodes.stepUp()")
+    # A passkey alone signs in only with user verification: it must stay two factors.
+    call("() => custodes.logout()")
+    with pytest.raises(Exception, match="NotAllowedError|not accepted"):
+        call("() => custodes.passkeyLogin()")
+    assert call("() => custodes.session()") == {"detail": "sign in first"}
     cdp.send("WebAuthn.setUserVerified", {"authenticatorId": authenticator, "isUserVerified": True})
 
     # A sign counter that goes backwards is a warning, not a refusal (synced passkeys).
     [stored] = custodes.identity.store.passkeys_of("alice")
     custodes.identity.store.update_passkey_use(stored.credential_id, 10_000, stored.created_at)
-    call("() => custodes.logout()")
     with caplog.at_level(logging.WARNING, logger="custodes.identity.passkeys"):
         assert call("() => custodes.passkeyLogin()")["token_type"] == "bearer"
     assert "sign counter of alice did not advance" in caplog.text

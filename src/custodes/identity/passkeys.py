@@ -7,8 +7,8 @@ device, and no biometric ever reaches Custodes: the server learns one bit, "the 
 verified its user". That is how Custodes offers biometric sign-in.
 
 Registration always requires a discoverable credential with user verification.
-Authentication prefers user verification and requires it when the caller asks (the
-most sensitive tier of records). A sign counter that does not advance is logged as a
+Authentication requires user verification when the caller asks: for a sign-in with the
+passkey alone (so it stays two factors) and for the most sensitive tier of records. A sign counter that does not advance is logged as a
 warning and accepted: synced passkeys always report 0, and refusing them would lock out
 every iCloud Keychain or Google Password Manager user.
 

@@ -175,7 +175,7 @@ def test_passkey_routes_refuse_without_a_session_or_with_a_stale_ceremony(client
     assert client.post("/auth/passkeys/register/options").status_code == 401
     options = client.post("/auth/passkeys/login/options", json={}).json()
     assert options["publicKey"]["rpId"] == "localhost"
-    assert options["publicKey"]["userVerification"] == "preferred"
+    assert options["publicKey"]["userVerification"] == "required"
     bogus = {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}
     unknown = client.post(
         "/auth/passkeys/login/verify", json={"ceremony": "nope", "credential": bogus}

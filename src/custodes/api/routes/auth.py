@@ -170,8 +170,12 @@ def passkey_register_verify(
 
 @router.post("/passkeys/login/options")
 def passkey_login_options(body: PasskeyOptionsRequest, identity: IdentityDep) -> dict:
-    """Without a name, any passkey of this site may answer (discoverable credentials)."""
-    ceremony, options = identity.passkeys.authentication_options(body.username or None)
+    """Without a name, any passkey of this site may answer (discoverable credentials).
+    User verification is required: the passkey is the only credential, so the device's
+    own check (fingerprint, face or PIN) is the second factor."""
+    ceremony, options = identity.passkeys.authentication_options(
+        body.username or None, require_verification=True
+    )
     return {"ceremony": ceremony, "publicKey": options}
 
 

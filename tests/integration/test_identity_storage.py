@@ -126,6 +126,8 @@ def test_sessions(store):
     store.put_session(record)
     store.put_session(SessionRecord("k2", "alice", NOW, NOW))
     assert store.get_session("k1") == record
+    assert sorted(x.key for x in store.sessions_of("alice")) == ["k1", "k2"]
+    assert store.sessions_of("bob") == []
     store.put_session(SessionRecord("k1", "alice", NOW, NOW + timedelta(minutes=1)))
     assert store.get_session("k1").last_seen == NOW + timedelta(minutes=1)
     store.delete_session("k1")

@@ -23,6 +23,7 @@ from custodes.identity.sealing import SecretSealer
 #: How often a session's last-seen time is written back: finer than the idle timeout
 #: needs, coarse enough that a busy session is not a write per request.
 TOUCH_EVERY = timedelta(seconds=30)
+HANDLE_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,19 @@ class SessionManager:
 
     def end(self, session_id: str) -> None:
         self.store.delete_session(self.key_of(session_id))
+
+    def handle(self, record: SessionRecord) -> str:
+        """A public name for a session, to list and end it by (a prefix of its digest)."""
+        return record.key[:HANDLE_CHARS]
+
+    def live_sessions_of(self, user_name: str) -> list[SessionRecord]:
+        now = self.clock.now()
+        return [
+            s
+            for s in self.store.sessions_of(user_name)
+            if now - s.last_seen <= self.timeouts.idle
+            and now - s.created_at <= self.timeouts.absolute
+        ]
 
     def revoke_all(self, user_name: str) -> int:
         return self.store.delete_sessions_of(user_name)

@@ -29,6 +29,8 @@ class Operation(StrEnum):
     SENSITIVE_TIER = "sensitive_tier"
     #: Replacing one's own second factor.
     CHANGE_AUTHENTICATOR = "change_authenticator"
+    #: Ending one's own sessions on other devices.
+    MANAGE_SESSIONS = "manage_sessions"
 
 
 #: Operations that need a passkey with user verification, not just any second factor.

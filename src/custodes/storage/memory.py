@@ -179,6 +179,9 @@ class MemoryIdentityStore:
                 del self.sessions[key]
             return len(keys)
 
+    def sessions_of(self, name: str) -> list[SessionRecord]:
+        return [s for s in list(self.sessions.values()) if s.user_name == name]
+
     def put_token(self, token: ApiTokenRecord) -> None:
         self.tokens[token.token_id] = token
 

@@ -228,6 +228,15 @@ class SqlIdentityStore:
                 sessions.delete().where(sessions.c.user_name == name)
             ).rowcount
 
+    def sessions_of(self, name: str) -> list[SessionRecord]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sessions.select()
+                .where(sessions.c.user_name == name)
+                .order_by(sessions.c.created_at)
+            )
+            return [_session(r) for r in rows]
+
     def put_token(self, token: ApiTokenRecord) -> None:
         with self.engine.begin() as connection:
             connection.execute(

@@ -202,3 +202,24 @@ def test_registration_options_require_user_verification(client, door):
     assert selection["userVerification"] == "required" and selection["residentKey"] == "required"
     assert options["rp"] == {"name": "Custodes", "id": "localhost"}
     assert "alice" not in options["user"]["id"]  # the user handle is a digest, not the name
+
+
+def test_users_list_and_end_their_other_sessions(client, door, tmp_path):
+    door.service.add_user("bob", "nurse", PASSWORD)  # someone else's sessions stay
+    door.secrets["bob"] = door.service.enroll_totp("bob").secret
+    door.service.login("bob", PASSWORD, door.code("bob"), "10.0.0.3")
+    _login(client, door)
+    door.next_step()
+    elsewhere = door.service.login("alice", PASSWORD, door.code(), "10.0.0.9")
+    listed = client.get("/auth/sessions").json()["sessions"]
+    assert len(listed) == 2 and sum(s["current"] for s in listed) == 1
+    assert {s["source_ip"] for s in listed} == {"testclient", "10.0.0.9"}
+    other = next(s["session"] for s in listed if not s["current"])
+    assert elsewhere.session_id not in str(listed)  # handles, never the ids
+    door.clock.advance(minutes=11)
+    assert client.post("/auth/sessions/end", json={"session": other}).status_code == 403
+    door.next_step()
+    client.post("/auth/step-up", json={"totp": door.code()})
+    assert client.post("/auth/sessions/end", json={"session": other}).json() == {"ended": 1}
+    assert len(client.get("/auth/sessions").json()["sessions"]) == 1
+    assert len(door.store.sessions_of("bob")) == 1

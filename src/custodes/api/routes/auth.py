@@ -143,6 +143,22 @@ def totp_enroll(identity: IdentityDep, caller: SessionDep) -> dict:
     }
 
 
+class EndSessionsRequest(BaseModel):
+    session: str | None = Field(default=None, max_length=64, description="None: all others.")
+
+
+@router.get("/sessions")
+def list_sessions(identity: IdentityDep, caller: SessionDep) -> dict:
+    """The signed-in user's live sessions, on every device."""
+    return {"sessions": identity.list_sessions(caller.credential)}
+
+
+@router.post("/sessions/end")
+def end_sessions(body: EndSessionsRequest, identity: IdentityDep, caller: SessionDep) -> dict:
+    """End one other session (by its handle) or all others; needs a fresh second factor."""
+    return {"ended": identity.end_other_sessions(caller.credential, body.session)}
+
+
 @router.get("/passkeys", response_class=HTMLResponse)
 def passkeys_page() -> HTMLResponse:
     """A small page that runs the passkey ceremonies in the browser."""

@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+CHROMIUM := /usr/bin/chromium
+
 .PHONY: demo test unit integration lint bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
@@ -19,8 +21,14 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/custodes demo
 
+## Debian's Chromium, for the passkey ceremony test (never a downloaded browser).
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	@{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; } >/dev/null 2>&1 \
+		|| { echo "error: cannot install chromium; as root on Debian run: apt-get install -y --no-install-recommends chromium"; exit 1; }
+
 ## Run the whole test suite: lint, architecture contracts, unit and integration tests.
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
@@ -28,11 +36,12 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"
 
-integration: $(STAMP)
+integration: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q -m integration
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest_rate.py
+	$(BIN)/python benchmarks/identity_speed.py
 
 ## Re-resolve the lock file after changing dependencies in pyproject.toml.
 lock:

@@ -6,28 +6,39 @@ module for a ready ``Custodes`` and call its use cases.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ctypes
 import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache, cached_property
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
 
 from custodes.core.clock import Clock, SystemClock
 from custodes.core.errors import ConfigurationError
+from custodes.identity.passkeys import RelyingParty
+from custodes.identity.passwords import Argon2Parameters, PasswordPolicy
+from custodes.identity.sealing import KEY_BYTES, SecretSealer
+from custodes.identity.service import IdentityConfig, IdentityService
+from custodes.identity.sessions import SessionTimeouts
 from custodes.ingest.context_service import ContextReport, ingest_context_files
 from custodes.ingest.csv_access import CsvMapping
 from custodes.ingest.service import IngestReport, Progress, ingest_event_files
 from custodes.storage.archive import ParquetArchive
+from custodes.storage.bus import InProcessBus, NatsJetStreamBus
 from custodes.storage.database import create_engine, ensure_schema, upgrade
+from custodes.storage.signins import BackgroundBus, SignInFanOut
 from custodes.storage.sql_context import QuarantineStore, SqlContextStore, SqlIngestRuns
 from custodes.storage.sql_events import SqlEventStore
+from custodes.storage.sql_identity import SqlIdentityStore
 
 EVENT_STORES = ("archive", "database")
 
@@ -77,9 +88,56 @@ class Settings(BaseSettings):
         default=EVENT_STORES, description="Where accepted events go: archive, database or both."
     )
 
+    # Identity: sign-in, sessions, lockout, step-up (docs/identity.md).
+    identity_key: SecretStr | None = Field(
+        default=None,
+        description="32 bytes, base64: seals TOTP secrets and keys session and token digests. "
+        "Default: DATA_DIR/identity.key, created 0600 on first use.",
+    )
+    password_min_length: int = Field(default=12, ge=8, le=64)
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    argon2_max_concurrent: int = Field(
+        default=4, ge=1, description="Argon2id hashes computed at once (bounds their memory)."
+    )
+    session_idle_minutes: float = Field(default=15, gt=0, description="Automatic logoff.")
+    session_absolute_hours: float = Field(default=12, gt=0)
+    lockout_threshold: int = Field(default=10, ge=1, description="Failures in a row that lock.")
+    lockout_minutes: float = Field(default=30, gt=0)
+    step_up_minutes: float = Field(default=10, gt=0)
+    webauthn_rp_id: str = Field(default="localhost", description="The passkeys' domain.")
+    webauthn_origins: tuple[str, ...] = Field(
+        default=("http://localhost:8000",), description="Origins allowed to use passkeys."
+    )
+    cookie_secure: bool = Field(
+        default=True, description="Mark the session cookie Secure (browsers allow it on localhost)."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'custodes.db'}"
+
+    def identity_config(self) -> IdentityConfig:
+        return IdentityConfig(
+            argon2=Argon2Parameters(
+                self.argon2_time_cost,
+                self.argon2_memory_kib,
+                self.argon2_parallelism,
+                self.argon2_max_concurrent,
+            ),
+            password_policy=PasswordPolicy(min_length=self.password_min_length),
+            timeouts=SessionTimeouts(
+                idle=timedelta(minutes=self.session_idle_minutes),
+                absolute=timedelta(hours=self.session_absolute_hours),
+            ),
+            lock_threshold=self.lockout_threshold,
+            lock_duration=timedelta(minutes=self.lockout_minutes),
+            step_up_fresh_for=timedelta(minutes=self.step_up_minutes),
+            relying_party=RelyingParty(
+                rp_id=self.webauthn_rp_id, origins=tuple(self.webauthn_origins)
+            ),
+        )
 
 
 @dataclass
@@ -125,6 +183,56 @@ class Custodes:
     @cached_property
     def archive(self) -> ParquetArchive:
         return ParquetArchive(self.data_dir / "archive")
+
+    def identity_key(self) -> bytes:
+        """The instance key: from the environment, or a 0600 file made on first use."""
+        if self.settings.identity_key is not None:
+            try:
+                key = base64.b64decode(self.settings.identity_key.get_secret_value(), validate=True)
+            except (binascii.Error, ValueError) as err:
+                raise ConfigurationError("CUSTODES_IDENTITY_KEY is not base64") from err
+        else:
+            path = self.data_dir / "identity.key"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                key = path.read_bytes()
+            else:
+                key = os.urandom(KEY_BYTES)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(key)
+        if len(key) != KEY_BYTES:
+            raise ConfigurationError(f"the identity key must be {KEY_BYTES} bytes")
+        return key
+
+    @cached_property
+    def signin_bus(self) -> BackgroundBus:
+        """The bus sign-in events are published on: NATS JetStream when
+        ``CUSTODES_NATS_URL`` is set, else the in-process bus (the embedded default)."""
+        url = self.settings.nats_url
+        if url:
+            return BackgroundBus(lambda: NatsJetStreamBus.connect(url))
+
+        async def in_process() -> InProcessBus:
+            return InProcessBus()
+
+        return BackgroundBus(in_process)
+
+    @cached_property
+    def identity(self) -> IdentityService:
+        """The front door, over the relational store; sign-ins go to the event store and bus."""
+        engine = self.ready_engine()
+        if "database" in self.settings.event_stores:
+            sinks = [SqlEventStore(engine)]
+        else:
+            sinks = [ParquetArchive(self.data_dir / "archive")]
+        return IdentityService(
+            SqlIdentityStore(engine),
+            SecretSealer(self.identity_key()),
+            self.clock,
+            SignInFanOut(sinks, self.signin_bus),
+            self.settings.identity_config(),
+        )
 
     def context_store(self) -> SqlContextStore:
         return SqlContextStore(self.ready_engine())

@@ -202,6 +202,7 @@ def run_demo(data_dir: Path | None, *, seed: int = 7, console: Console | None = 
         "with reasons"
     )
     _detect_step(hospital, root, console)
+    _sign_in_step(custodes, root, console)
     console.print(
         "Next: `custodes simulate --preset hospital --out DIR` for a month of a larger hospital, "
         "`custodes ingest events FILE` for your own logs (--mapping epic for Epic exports), "
@@ -253,3 +254,67 @@ def _detect_step(hospital: Path, root: Path, console: Console) -> None:
             f"misuse and {budget.incident_recall:.0%} of the {evaluation.incidents} incidents are "
             "caught. This week is dense with misuse on purpose (5% of accesses; see docs/detection.md)."
         )
+
+
+# -- Signing in (identity) -----------------------------------------------------------
+DEMO_ACCOUNTS = (
+    ("priya", "privacy_officer", "lantern orchard quietly ninety"),
+    ("sam", "administrator", "velvet harbour mosaic sixteen"),
+)
+
+
+def _sign_in_step(custodes: Custodes, root: Path, console: Console) -> None:
+    """Demo accounts with passwords and TOTP, and how to sign in to the API with them."""
+    import json
+    import os
+
+    from custodes.identity.totp import Totp
+
+    accounts = []
+    for name, role, password in DEMO_ACCOUNTS:
+        custodes.identity.add_user(name, role, password)
+        enrolment = custodes.identity.enroll_totp(name)
+        accounts.append(
+            {
+                "name": name,
+                "role": role,
+                "password": password,
+                "totp_secret": enrolment.secret,
+                "otpauth_uri": enrolment.uri,
+                "recovery_codes": list(enrolment.recovery.codes),
+            }
+        )
+    path = root / "demo-accounts.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(accounts, handle, indent=2)
+    first = accounts[0]
+    # The code for the real time now (the demo's own clock is fixed for replays).
+    code = Totp(first["totp_secret"]).code_at(datetime.now(UTC))
+    who = ", ".join(f"{name} ({role})" for name, role, _ in DEMO_ACCOUNTS)
+    console.print(
+        f"Signing in: two demo accounts with Argon2id passwords and TOTP ({who}); "
+        f"passwords, TOTP secrets and recovery codes in {path.name} (mode 0600)"
+    )
+    console.print(f"   Start the API:  custodes --data-dir {root} serve", highlight=False)
+    body = json.dumps({"username": first["name"], "password": first["password"], "totp": code})
+    console.print(
+        "   Sign in:        curl -si -X POST http://127.0.0.1:8000/auth/login "
+        f"-H 'content-type: application/json' -d '{body}'",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"   {code} is {first['name']}'s code right now; it changes every 30 seconds. Add "
+        "the otpauth URI to an authenticator app, or compute it: "
+        f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{first['totp_secret']}').now())\"",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(
+        "   Passkeys (Touch ID, Windows Hello, Android) after signing in: "
+        "http://localhost:8000/auth/passkeys",
+        highlight=False,
+    )

@@ -24,6 +24,7 @@ from rich.table import Table
 from custodes import __version__
 from custodes.bootstrap import Custodes, Settings
 from custodes.cli import evaluate as _evaluate
+from custodes.cli import users as _users
 from custodes.core.errors import CustodesError, InputFormatError
 
 app = typer.Typer(
@@ -53,6 +54,9 @@ class _State:
 def _custodes() -> Custodes:
     overrides = {"data_dir": _State.data_dir} if _State.data_dir else {}
     return Custodes(Settings(**overrides))
+
+
+_users.register(app, _custodes)
 
 
 def _version(value: bool) -> None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import polars as pl
 
+from custodes.core.accounts import ApiTokenRecord, PasskeyCredential, SessionRecord, UserAccount
 from custodes.core.entities import Department, Encounter, Patient, RelatedPerson, StaffMember
+from custodes.core.events import SignInEvent
 from custodes.core.quarantine import QuarantinedRecord
 
 
@@ -70,3 +73,72 @@ class EventBus(Protocol):
     async def fetch(self, subject: str, durable: str, batch: int, timeout: float) -> list[bytes]:
         """Fetch up to ``batch`` messages for a durable consumer, acknowledging them."""
         ...
+
+
+class IdentityStore(Protocol):
+    """Accounts, passkeys, sessions and API tokens.
+
+    The methods that guard against races (``record_failed_login``, ``claim_totp_step``,
+    ``consume_recovery_code``) are atomic: many concurrent sign-in attempts count every
+    failure and accept a TOTP code once.
+    """
+
+    def add_user(self, user: UserAccount) -> None:
+        """Store a new account; raise ``ValueError`` when the name is taken."""
+        ...
+
+    def get_user(self, name: str) -> UserAccount | None: ...
+
+    def list_users(self) -> list[UserAccount]: ...
+
+    def save_user(self, user: UserAccount) -> None:
+        """Replace the stored account of the same name."""
+        ...
+
+    def record_failed_login(self, name: str, threshold: int, lock_until: datetime) -> bool:
+        """Add one failure; lock until ``lock_until`` when failures reach ``threshold``.
+
+        True when this very failure set the lock (once, however many race), so the
+        lockout is reported once.
+        """
+        ...
+
+    def reset_failed_logins(self, name: str) -> None: ...
+
+    def claim_totp_step(self, name: str, step: int) -> bool:
+        """Record ``step`` as used if it is later than the last one; False otherwise."""
+        ...
+
+    def consume_recovery_code(self, name: str, digest: str) -> bool:
+        """Remove ``digest`` from the unused recovery codes; False when it is not there."""
+        ...
+
+    def add_passkey(self, passkey: PasskeyCredential) -> None: ...
+
+    def get_passkey(self, credential_id: bytes) -> PasskeyCredential | None: ...
+
+    def passkeys_of(self, name: str) -> list[PasskeyCredential]: ...
+
+    def update_passkey_use(self, credential_id: bytes, sign_count: int, at: datetime) -> None: ...
+
+    def put_session(self, session: SessionRecord) -> None: ...
+
+    def get_session(self, key: str) -> SessionRecord | None: ...
+
+    def delete_session(self, key: str) -> None: ...
+
+    def delete_sessions_of(self, name: str) -> int: ...
+
+    def sessions_of(self, name: str) -> list[SessionRecord]: ...
+
+    def put_token(self, token: ApiTokenRecord) -> None: ...
+
+    def get_token(self, token_id: str) -> ApiTokenRecord | None: ...
+
+    def revoke_tokens_of(self, name: str) -> int: ...
+
+
+class SignInRecorder(Protocol):
+    """Where the front door's events go: the event stores and the bus, for the detectors."""
+
+    def record(self, event: SignInEvent) -> None: ...

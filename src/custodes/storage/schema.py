@@ -144,3 +144,65 @@ ingest_runs = sa.Table(
     sa.Column("quarantined", sa.BigInteger, nullable=False, default=0),
     sa.Column("duplicates", sa.BigInteger, nullable=False, default=0),
 )
+
+# Identity: accounts, passkeys, sessions, API tokens. No secret is stored in the clear:
+# password hashes are Argon2id, TOTP secrets are sealed with the instance key, session
+# ids and token secrets are kept as keyed digests, recovery codes as SHA-256 digests.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("password_hash", sa.String(200)),
+    sa.Column("totp_sealed", sa.LargeBinary),
+    sa.Column("totp_enabled", sa.Boolean, nullable=False),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=False),
+    sa.Column("recovery_hashes", sa.JSON, nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False),
+    sa.Column("locked_until", sa.DateTime(timezone=True)),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+)
+
+passkeys = sa.Table(
+    "passkeys",
+    metadata,
+    sa.Column("credential_id", sa.LargeBinary(1024), primary_key=True),
+    sa.Column(
+        "user_name",
+        sa.String(64),
+        sa.ForeignKey("users.name", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),
+    sa.Column("sign_count", sa.BigInteger, nullable=False),
+    sa.Column("backed_up", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("mfa_at", sa.DateTime(timezone=True)),
+    sa.Column("mfa_method", sa.String(40)),
+    sa.Column("verified_at", sa.DateTime(timezone=True)),
+    sa.Column("source_ip", sa.String(100)),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("token_id", sa.String(40), primary_key=True),
+    sa.Column("user_name", sa.String(64), nullable=False, index=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+)

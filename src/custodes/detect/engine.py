@@ -20,12 +20,23 @@ from custodes.detect.models.evidence import TERM_FIELDS, EvidenceScorer, fill_va
 from custodes.detect.models.ranker import SupervisedRanker
 from custodes.detect.rules import RuleSet
 
-#: A raw score at or above this counts as a suspicious access for repeat discounting.
-REPEAT_FLOOR_SCORE = 60.0
-#: Each earlier suspicious access by the same user that day multiplies the score by this...
-REPEAT_DECAY = 0.8
-#: ...down to this share of the raw score.
-REPEAT_MIN_FACTOR = 0.7
+
+@dataclass(frozen=True)
+class RepeatDiscount:
+    """How a user's later suspicious accesses of the day step back in the queue.
+
+    Parameters
+    ----------
+    floor: a raw score at or above this counts as a suspicious access.
+    decay: each earlier suspicious access by the same user that day multiplies the
+        score by this...
+    min_factor: ...down to this share of the raw score.
+    """
+
+    floor: float = 60.0
+    decay: float = 0.8
+    min_factor: float = 0.7
+
 
 #: Accesses scored at once by ``score_log``: bounds the memory of a long log's features.
 CHUNK_EVENTS = 1_000_000
@@ -60,11 +71,13 @@ class DetectionEngine:
     context: the hospital's context.
     rules: Sigma rules evaluated on every access (the shipped pack by default).
     seed: for every random start, so a refit gives the same model.
+    repeat_discount: how far a user's later suspicious accesses of a day step back.
     """
 
     context: HospitalContext
     rules: RuleSet | None = None
     seed: int = 0
+    repeat_discount: RepeatDiscount = field(default_factory=RepeatDiscount)
     pipeline_: FeaturePipeline | None = field(default=None, init=False, repr=False)
     scorer_: EvidenceScorer | None = field(default=None, init=False, repr=False)
     ranker_: SupervisedRanker | None = field(default=None, init=False, repr=False)
@@ -114,9 +127,10 @@ class DetectionEngine:
         state = state or EngineState.empty()
         features, feature_state = self.features(events, state, keep_state=keep_state)
         scored = self.score_features(features)
-        discounted, suspicious = _discount_repeats(
+        discounted, suspicious = discount_repeats(
             features.select("user_id", "time").with_columns(raw=scored["score"]),
             state.suspicious_today,
+            self.repeat_discount,
         )
         result = features.select("event_id", "explained", "explanation").with_columns(
             score=discounted, reasons=scored["reasons"]
@@ -243,7 +257,9 @@ def annotate_rules(rules: RuleSet, features: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([features, annotated], how="horizontal")
 
 
-def _discount_repeats(frame: pl.DataFrame, earlier: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
+def discount_repeats(
+    frame: pl.DataFrame, earlier: pl.DataFrame, discount: RepeatDiscount
+) -> tuple[pl.Series, pl.DataFrame]:
     """Lower the scores of a user's later suspicious accesses on the same day.
 
     One incident (a bulk export, a browsing spree) must not fill the whole alert
@@ -251,14 +267,16 @@ def _discount_repeats(frame: pl.DataFrame, earlier: pl.DataFrame) -> tuple[pl.Se
     fifth of it, so other incidents reach the queue. Causal, so the stream agrees.
     """
     frame = frame.with_columns(
-        day=pl.col("time").dt.date(), high=(pl.col("raw") >= REPEAT_FLOOR_SCORE).cast(pl.Int64)
+        day=pl.col("time").dt.date(), high=(pl.col("raw") >= discount.floor).cast(pl.Int64)
     ).join(earlier, on=["user_id", "day"], how="left", maintain_order="left")
     frame = frame.with_columns(
         prior=pl.col("suspicious").fill_null(0)
         + pl.col("high").cum_sum().over("user_id", "day")
         - pl.col("high")
     )
-    factor = pl.max_horizontal(pl.lit(REPEAT_DECAY) ** pl.col("prior"), pl.lit(REPEAT_MIN_FACTOR))
+    factor = pl.max_horizontal(
+        pl.lit(discount.decay) ** pl.col("prior"), pl.lit(discount.min_factor)
+    )
     scores = frame.select((pl.col("raw") * factor).alias("score"))["score"]
     latest = frame.group_by("user_id", "day").agg(
         suspicious=pl.col("suspicious").first().fill_null(0) + pl.col("high").sum()

@@ -307,8 +307,9 @@ def _sign_in_step(custodes: Custodes, root: Path, console: Console) -> None:
     )
     console.print(
         f"   {code} is {first['name']}'s code right now; it changes every 30 seconds. Add "
-        "the otpauth URI to an authenticator app, or compute it: "
-        f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{first['totp_secret']}').now())\"",
+        f"the otpauth URI in {path.name} to an authenticator app, or compute it: "
+        ".venv/bin/python -c \"import json, pyotp; "
+        f"print(pyotp.TOTP(json.load(open('{path}'))[0]['totp_secret']).now())\"",
         highlight=False,
         markup=False,
         soft_wrap=True,

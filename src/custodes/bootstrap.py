@@ -18,12 +18,15 @@ from functools import cache, cached_property
 from pathlib import Path
 
 import platformdirs
+import polars as pl
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
 
 from custodes.core.clock import Clock, SystemClock
 from custodes.core.errors import ConfigurationError
+from custodes.correlate.alerts import alerts_from_scores
+from custodes.correlate.service import CaseBook, RecordReport
 from custodes.identity.passkeys import RelyingParty
 from custodes.identity.passwords import Argon2Parameters, PasswordPolicy
 from custodes.identity.sealing import KEY_BYTES, SecretSealer
@@ -36,6 +39,7 @@ from custodes.storage.archive import ParquetArchive
 from custodes.storage.bus import InProcessBus, NatsJetStreamBus
 from custodes.storage.database import create_engine, ensure_schema, upgrade
 from custodes.storage.signins import BackgroundBus, SignInFanOut
+from custodes.storage.sql_cases import SqlCaseStore
 from custodes.storage.sql_context import QuarantineStore, SqlContextStore, SqlIngestRuns
 from custodes.storage.sql_events import SqlEventStore
 from custodes.storage.sql_identity import SqlIdentityStore
@@ -289,3 +293,18 @@ class Custodes:
         )
         runs.finish(run_id, self.clock.now(), **report.as_json())
         return ContextRun(run_id, report)
+
+    def case_book(self) -> CaseBook:
+        """Alerts, cases and suppressions in the relational store."""
+        return CaseBook(SqlCaseStore(self.ready_engine()), self.clock)
+
+    def record_alerts(
+        self,
+        scores: pl.DataFrame,
+        events: pl.DataFrame,
+        threshold: float,
+        departments: pl.DataFrame | None = None,
+    ) -> RecordReport:
+        """Store the accesses scored at or above ``threshold`` as alerts; build their cases."""
+        alerts = alerts_from_scores(scores, events, threshold, departments=departments)
+        return self.case_book().record(alerts)

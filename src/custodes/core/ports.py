@@ -18,6 +18,7 @@ from custodes.core.cases import Alert, Case, CaseStatus, Suppression, Verdict
 from custodes.core.entities import Department, Encounter, Patient, RelatedPerson, StaffMember
 from custodes.core.events import SignInEvent
 from custodes.core.quarantine import QuarantinedRecord
+from custodes.core.responses import ResponseRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,9 @@ class CaseStore(Protocol):
 
     def alerts_of_cases(self, case_ids: Sequence[str]) -> list[Alert]: ...
 
-    def save_cases(self, cases: Sequence[Case], assignment: Mapping[str, str], at: datetime) -> None:
+    def save_cases(
+        self, cases: Sequence[Case], assignment: Mapping[str, str], at: datetime
+    ) -> None:
         """Insert or update cases (keeping their status and verdict) and link alerts."""
         ...
 
@@ -186,3 +189,34 @@ class CaseStore(Protocol):
     def suppressions(self) -> list[Suppression]: ...
 
     def revoke_suppression(self, suppression_id: str, at: datetime) -> bool: ...
+
+
+class AccountControl(Protocol):
+    """What a response may do to an account (narrow, so respond/ needs no identity/).
+
+    Each method raises ``LookupError`` for an unknown account.
+    """
+
+    def lock(self, name: str) -> None: ...
+
+    def unlock(self, name: str) -> None: ...
+
+    def revoke_sessions(self, name: str) -> int: ...
+
+    def revoke_tokens(self, name: str) -> int: ...
+
+
+class ResponseRunStore(Protocol):
+    """Every run of a response action, success or failure, appended and kept."""
+
+    def append(self, run: ResponseRun) -> None: ...
+
+    def latest(self, step_id: str) -> ResponseRun | None:
+        """The most recent run of a step."""
+        ...
+
+    def runs(self, case_id: str | None = None) -> list[ResponseRun]: ...
+
+    def latest_of_all(self) -> list[ResponseRun]:
+        """The most recent run of every step."""
+        ...

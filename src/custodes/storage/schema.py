@@ -262,3 +262,25 @@ suppressions = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
+
+# Every run of a response action, success or failure: appended, never updated.
+response_runs = sa.Table(
+    "response_runs",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False, index=True),
+    sa.Column("step_id", sa.String(40), nullable=False, index=True),
+    sa.Column("case_id", sa.String(40), nullable=False, index=True),
+    sa.Column("playbook", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("target_user", sa.String(200), nullable=False),
+    sa.Column("mode", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("undo_at", sa.DateTime(timezone=True)),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("undo_after_seconds", sa.Float),
+)

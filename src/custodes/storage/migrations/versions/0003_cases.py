@@ -1,4 +1,4 @@
-"""cases: alerts, cases, suppressions
+"""cases: alerts, cases, suppressions, response runs
 
 Revision ID: 0003
 Revises: 0002
@@ -73,9 +73,33 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("suppression_id"),
     )
+    op.create_table(
+        "response_runs",
+        sa.Column("run_id", sa.String(length=40), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("step_id", sa.String(length=40), nullable=False),
+        sa.Column("case_id", sa.String(length=40), nullable=False),
+        sa.Column("playbook", sa.String(length=100), nullable=False),
+        sa.Column("action", sa.String(length=40), nullable=False),
+        sa.Column("target_user", sa.String(length=200), nullable=False),
+        sa.Column("mode", sa.String(length=20), nullable=False),
+        sa.Column("status", sa.String(length=30), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("undo_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("undo_after_seconds", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("run_id"),
+    )
+    op.create_index("ix_response_runs_seq", "response_runs", ["seq"])
+    op.create_index("ix_response_runs_step_id", "response_runs", ["step_id"])
+    op.create_index("ix_response_runs_case_id", "response_runs", ["case_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("response_runs")
     op.drop_table("suppressions")
     op.drop_index("ix_cases_status", table_name="cases")
     op.drop_index("ix_cases_user_id", table_name="cases")

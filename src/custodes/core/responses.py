@@ -15,11 +15,18 @@ class RunStatus(StrEnum):
     REJECTED = "rejected"
     UNDONE = "undone"
     UNDO_FAILED = "undo_failed"
+    SKIPPED = "skipped"  # the channel is not configured
 
 
 #: After these, planning the same step again does nothing (idempotence).
 SETTLED = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.AWAITING_APPROVAL, RunStatus.REJECTED, RunStatus.UNDONE}
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.AWAITING_APPROVAL,
+        RunStatus.REJECTED,
+        RunStatus.UNDONE,
+        RunStatus.SKIPPED,
+    }
 )
 
 

@@ -48,9 +48,10 @@ class RecordReport:
     suppressed: int
     cases_touched: int
     new_cases: int
+    case_ids: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, int]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "case_ids"}
 
 
 def alerts_to_records(frame: pl.DataFrame) -> list[Alert]:
@@ -127,6 +128,7 @@ class CaseBook:
             suppressed=suppressed.height,
             cases_touched=len(touched),
             new_cases=len(touched - set(statuses)),
+            case_ids=tuple(sorted(touched)),
         )
 
     def queue(self, *, include_closed: bool = False, limit: int = 100) -> list[Case]:

@@ -30,7 +30,14 @@ _CEF_SEVERITY = {Severity.LOW: 3, Severity.MEDIUM: 5, Severity.HIGH: 8, Severity
 
 
 class ActionFailedError(Exception):
-    """An action could not be performed; the message is safe to record."""
+    """An action could not be performed; the message is safe to record.
+
+    ``retryable`` is False when trying again cannot help (an unknown account).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def case_payload(case: Case) -> dict:
@@ -241,7 +248,7 @@ class AccountAction:
                 return f"{self.accounts.revoke_sessions(step.target_user)} session(s) revoked"
             return f"{self.accounts.revoke_tokens(step.target_user)} token(s) revoked"
         except LookupError as err:
-            raise ActionFailedError(f"{self.type}: no such account") from err
+            raise ActionFailedError(f"{self.type}: no such account", retryable=False) from err
 
     def undo(self, step: PlannedAction, case: Case, at: datetime) -> str:
         if self.type != "lock_account":

@@ -105,10 +105,8 @@ class ResponseExecutor:
         self, step: PlannedAction, case: Case, actor: str = "custodes"
     ) -> list[ResponseRun]:
         action = self.actions.get(step.type)
-        if action is None:
-            return [
-                self._record(step, RunStatus.FAILED, 1, f"{step.type}: not configured", actor=actor)
-            ]
+        if action is None:  # recorded once: planning the case again will not retry it
+            return [self._record(step, RunStatus.SKIPPED, 0, f"{step.type}: not configured")]
         runs = []
         for attempt in range(1, self.attempts + 1):
             now = self.clock.now()
@@ -116,6 +114,8 @@ class ResponseExecutor:
                 detail = action.perform(step, case, now)
             except ActionFailedError as err:
                 runs.append(self._record(step, RunStatus.FAILED, attempt, str(err), actor=actor))
+                if not err.retryable:
+                    break
                 if attempt < self.attempts:
                     self.pause(0.2 * 4 ** (attempt - 1))
                 continue

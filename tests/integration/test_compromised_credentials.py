@@ -1,0 +1,80 @@
+"""The issue's end-to-end story, through the wired application: a compromised account's
+unusual sign-in, mass access and export end with one case that tells it all, the
+account locked, its sessions and tokens revoked and a signed webhook received."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import orjson
+import pytest
+from tests.unit.cases.alerts_table import T0, compromised_credentials
+
+from custodes.bootstrap import Custodes, Settings
+from custodes.core.clock import FixedClock
+from custodes.core.responses import RunStatus
+from custodes.identity.errors import NotAuthenticated
+from custodes.respond.actions import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+KEY = "webhook-test-key-0123456789abcdef"
+
+
+@pytest.fixture
+def receiver():
+    received: queue.Queue = queue.Queue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            good = verify(KEY.encode(), self.headers[TIMESTAMP_HEADER], body,
+                          self.headers[SIGNATURE_HEADER])
+            received.put((good, orjson.loads(body)))
+            self.send_response(204 if good else 401)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_compromised_account_is_locked_revoked_and_reported(tmp_path: Path, receiver) -> None:
+    url, received = receiver
+    settings = Settings(
+        data_dir=tmp_path, webhook_url=url, webhook_key=KEY, argon2_memory_kib=8,
+        argon2_time_cost=1, argon2_parallelism=1,
+    )
+    clock = FixedClock(T0 + timedelta(hours=1))
+    app = Custodes(settings, clock)
+    app.identity.add_user("mallory", "clinician", password="correct horse battery staple")
+    session = app.identity.sessions.start("mallory")
+    app.identity.issue_token("mallory", ("events:read",), timedelta(days=1))
+
+    report = app.case_book().record(compromised_credentials(user="mallory"))
+    runs = app.respond(report.case_ids)
+
+    (case,) = app.case_book().queue()
+    assert case.kind == "compromised_credentials_chain" and str(case.severity) == "critical"
+    assert "unusual sign-in at 10:00 then access at 10:01 (12 patient(s)) then export" in " ".join(
+        case.story
+    )
+    assert app.identity.user("mallory").locked_until is not None
+    with pytest.raises(NotAuthenticated):
+        app.identity.sessions.check(session.session_id)
+    good, body = received.get(timeout=5)
+    assert good and body["case"]["case_id"] == case.case_id
+    statuses = {r.action: r.status for r in runs}
+    assert statuses["lock_account"] is RunStatus.SUCCEEDED
+    assert statuses["webhook"] is RunStatus.SUCCEEDED
+    # Nothing is done twice when the same case is answered again.
+    assert app.respond(report.case_ids) == []

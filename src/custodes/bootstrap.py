@@ -17,6 +17,7 @@ from datetime import timedelta
 from functools import cache, cached_property
 from pathlib import Path
 
+import orjson
 import platformdirs
 import polars as pl
 from pydantic import Field, SecretStr
@@ -415,6 +416,35 @@ class Custodes:
             if case is not None:
                 runs.extend(executor.execute(plan_response(case, playbooks), case))
         return runs
+
+    def training_labels(
+        self, events: pl.DataFrame, background: int = 5000, seed: int = 0
+    ) -> pl.DataFrame | None:
+        """Verdicts of closed cases, plus a seeded sample of the other accesses as presumed
+        legitimate: verdicts alone come from the top of the queue, nearly all misuse, and
+        a ranker fitted on them alone ranks worse than none (benchmarks/RESULTS.md)."""
+        verdicts = self.case_book().verdict_labels()
+        if verdicts.is_empty():
+            return None
+        others = events.select("event_id").filter(
+            ~pl.col("event_id").is_in(verdicts["event_id"].implode())
+        )
+        sample = others.sample(n=min(background, others.height), seed=seed).with_columns(
+            label=pl.lit(0, pl.Int64)
+        )
+        return pl.concat([verdicts, sample])
+
+    def record_model_version(self, **metrics: float | int | bool) -> dict:
+        """Append the fitted model's version and metrics to DATA_DIR/model_versions.ndjson."""
+        path = self.data_dir / "model_versions.ndjson"
+        try:
+            version = sum(1 for _ in path.open()) + 1
+        except FileNotFoundError:
+            version = 1
+        entry = {"version": version, "at": self.clock.now().isoformat(), **metrics}
+        with path.open("ab") as handle:
+            handle.write(orjson.dumps(entry) + b"\n")
+        return entry
 
     def case_book(self) -> CaseBook:
         """Alerts, cases and suppressions in the relational store."""

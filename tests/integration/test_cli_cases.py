@@ -96,3 +96,21 @@ def test_suppress_prints_its_expiry(detected) -> None:
                    "drill", "--hours", "2", "--json", data_dir=data)
     assert run.returncode == 0, run.stderr
     assert last_json(run.stdout)["suppression"]["scope"] == "department"
+
+
+def test_verdicts_train_the_ranker_on_the_next_run(detected) -> None:
+    data, _ = detected
+    listed = last_json(custodes("cases", "list", "--json", data_dir=data).stdout)["cases"]
+    confirmed = custodes("cases", "close", listed[0]["case_id"], "--verdict",
+                         "confirmed_misuse", data_dir=data)
+    assert confirmed.returncode == 0, confirmed.stderr
+    run = custodes(
+        "detect", "--events", str(data / "h" / "events.ndjson"), "--context",
+        str(data / "h" / "context"), "--scores-out", str(data / "s3.csv"), "--json",
+        data_dir=data,
+    )
+    assert run.returncode == 0, run.stderr
+    summary = last_json(run.stdout)
+    assert summary["verdicts"] > 0 and summary["supervised"] is True
+    versions = (data / "model_versions.ndjson").read_text().splitlines()
+    assert len(versions) >= 2 and '"supervised":true' in versions[-1]

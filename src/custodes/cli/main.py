@@ -342,18 +342,38 @@ def detect(
         ruleset = RuleSet([*ruleset, *RuleSet.load(rules)])
     hospital, batch = read_context_folder(context)
     log = read_event_files(events)
-    result = detect_log(log.access, hospital, train_until=cut, rules=ruleset, seed=seed)
+    # Verdicts of closed cases train the supervised ranker (once both classes exist).
+    application = _custodes()
+    verdicts = application.case_book().verdict_labels()
+    result = detect_log(
+        log.access,
+        hospital,
+        train_until=cut,
+        rules=ruleset,
+        seed=seed,
+        verdicts=application.training_labels(log.access, seed=seed),
+    )
     write_scores(result.scores, scores_out)
     if threshold is None:
         threshold = budget_threshold(result.scores["score"], budget)
     departments = hospital.staff.select("user_id", department="user_department")
-    recorded = _custodes().record_alerts(result.scores, log.access, threshold, departments)
+    recorded = application.record_alerts(result.scores, log.access, threshold, departments)
+    application.record_model_version(
+        verdicts=verdicts.height,
+        confirmed_misuse=int(verdicts["label"].sum()) if verdicts.height else 0,
+        supervised=result.engine.ranker_ is not None,
+        trained_on=result.trained_on,
+        threshold=threshold,
+        alerts=recorded.new_alerts,
+    )
     summary = {
         **result.summary(threshold),
         "threshold": threshold,
         "alerts": recorded.new_alerts,
         "cases": recorded.cases_touched,
         "new_cases": recorded.new_cases,
+        "verdicts": verdicts.height,
+        "supervised": result.engine.ranker_ is not None,
         "quarantined_lines": log.report.quarantined,
         "quarantined_context": len(batch.quarantined),
         "rules": len(ruleset),

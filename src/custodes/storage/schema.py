@@ -223,14 +223,14 @@ alerts = sa.Table(
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("department", sa.String(200)),
     sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("case_id", sa.String(40), index=True),
+    sa.Column("case_id", sa.String(260), index=True),
     sa.Column("suppressed_by", sa.String(40)),
 )
 
 cases = sa.Table(
     "cases",
     metadata,
-    sa.Column("case_id", sa.String(40), primary_key=True),
+    sa.Column("case_id", sa.String(260), primary_key=True),
     sa.Column("kind", sa.String(80), nullable=False),
     sa.Column("user_id", sa.String(200), nullable=False, index=True),
     sa.Column("severity", sa.String(20), nullable=False),
@@ -270,7 +270,7 @@ response_runs = sa.Table(
     sa.Column("run_id", sa.String(40), primary_key=True),
     sa.Column("seq", sa.BigInteger, nullable=False, index=True),
     sa.Column("step_id", sa.String(40), nullable=False, index=True),
-    sa.Column("case_id", sa.String(40), nullable=False, index=True),
+    sa.Column("case_id", sa.String(260), nullable=False, index=True),
     sa.Column("playbook", sa.String(100), nullable=False),
     sa.Column("action", sa.String(40), nullable=False),
     sa.Column("target_user", sa.String(200), nullable=False),

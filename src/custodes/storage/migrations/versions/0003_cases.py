@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("reasons", sa.Text(), nullable=False),
         sa.Column("department", sa.String(length=200), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("case_id", sa.String(length=40), nullable=True),
+        sa.Column("case_id", sa.String(length=260), nullable=True),
         sa.Column("suppressed_by", sa.String(length=40), nullable=True),
         sa.PrimaryKeyConstraint("alert_id"),
     )
@@ -39,7 +39,7 @@ def upgrade() -> None:
     op.create_index("ix_alerts_case_id", "alerts", ["case_id"])
     op.create_table(
         "cases",
-        sa.Column("case_id", sa.String(length=40), nullable=False),
+        sa.Column("case_id", sa.String(length=260), nullable=False),
         sa.Column("kind", sa.String(length=80), nullable=False),
         sa.Column("user_id", sa.String(length=200), nullable=False),
         sa.Column("severity", sa.String(length=20), nullable=False),
@@ -78,7 +78,7 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(length=40), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("step_id", sa.String(length=40), nullable=False),
-        sa.Column("case_id", sa.String(length=40), nullable=False),
+        sa.Column("case_id", sa.String(length=260), nullable=False),
         sa.Column("playbook", sa.String(length=100), nullable=False),
         sa.Column("action", sa.String(length=40), nullable=False),
         sa.Column("target_user", sa.String(length=200), nullable=False),

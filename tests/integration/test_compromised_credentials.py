@@ -4,48 +4,25 @@ account locked, its sessions and tokens revoked and a signed webhook received.""
 
 from __future__ import annotations
 
-import queue
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import orjson
 import pytest
+from tests.integration.receivers import signed_webhook_receiver
 from tests.unit.cases.alerts_table import T0, compromised_credentials
 
 from custodes.bootstrap import Custodes, Settings
 from custodes.core.clock import FixedClock
 from custodes.core.responses import RunStatus
 from custodes.identity.errors import NotAuthenticated
-from custodes.respond.actions import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 KEY = "webhook-test-key-0123456789abcdef"
 
 
 @pytest.fixture
 def receiver():
-    received: queue.Queue = queue.Queue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            good = verify(KEY.encode(), self.headers[TIMESTAMP_HEADER], body,
-                          self.headers[SIGNATURE_HEADER])
-            received.put((good, orjson.loads(body)))
-            self.send_response(204 if good else 401)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with signed_webhook_receiver(KEY.encode()) as receiver:
+        yield receiver
 
 
 def test_a_compromised_account_is_locked_revoked_and_reported(tmp_path: Path, receiver) -> None:

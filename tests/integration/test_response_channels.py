@@ -9,21 +9,17 @@ import socketserver
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import orjson
 import pytest
 from aiosmtpd.controller import Controller
+from tests.integration.receivers import signed_webhook_receiver
 
 from custodes.core.cases import Case, Severity
 from custodes.respond.actions import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
     ActionFailedError,
     EmailAction,
     SyslogAction,
     WebhookAction,
-    verify,
 )
 from custodes.respond.plan import PlannedAction
 
@@ -38,27 +34,8 @@ WAIT = 5  # seconds: the bound on every wait for a receiver
 
 @pytest.fixture
 def webhook_receiver() -> Iterator[tuple[str, queue.Queue]]:
-    received: queue.Queue = queue.Queue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            good = verify(KEY, self.headers[TIMESTAMP_HEADER], body, self.headers[SIGNATURE_HEADER])
-            received.put((good, orjson.loads(body)))
-            self.send_response(204 if good else 401)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with signed_webhook_receiver(KEY) as receiver:
+        yield receiver
 
 
 def test_the_webhook_is_signed_and_the_receiver_checks_it(webhook_receiver) -> None:

@@ -129,6 +129,22 @@ class Case:
     def alert_count(self) -> int:
         return len(self.alert_ids)
 
+    def summary(self) -> dict:
+        """What leaves Custodes about a case (API, CLI, notifications): ids, counts,
+        times, severity, tactics and the story; never a name or a record's content."""
+        return {
+            "case_id": self.case_id,
+            "kind": self.kind,
+            "severity": str(self.severity),
+            "user_id": self.user_id,
+            "alerts": self.alert_count,
+            "patients": self.patient_count,
+            "first_time": self.first_time.isoformat(),
+            "last_time": self.last_time.isoformat(),
+            "tactics": list(self.tactics),
+            "story": list(self.story),
+        }
+
 
 @dataclass(frozen=True)
 class Suppression:

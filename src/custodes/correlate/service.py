@@ -197,20 +197,11 @@ class CaseBook:
 
     @staticmethod
     def describe(case: Case) -> dict:
-        """A case as JSON-ready data."""
+        """A case as JSON-ready data: its summary, status, verdict and history."""
         return {
-            "case_id": case.case_id,
-            "kind": case.kind,
+            **case.summary(),
             "status": str(case.status),
-            "severity": str(case.severity),
             "score": round(case.score, 2),
-            "user_id": case.user_id,
-            "alerts": case.alert_count,
-            "patients": case.patient_count,
-            "first_time": case.first_time.isoformat(),
-            "last_time": case.last_time.isoformat(),
-            "tactics": list(case.tactics),
-            "story": list(case.story),
             "prior_offences": case.prior_offences,
             "verdict": str(case.verdict) if case.verdict else None,
             "closed_by": case.closed_by,

@@ -40,22 +40,6 @@ class ActionFailedError(Exception):
         self.retryable = retryable
 
 
-def case_payload(case: Case) -> dict:
-    """What leaves Custodes about a case: ids, severity, tactics and the story."""
-    return {
-        "case_id": case.case_id,
-        "kind": case.kind,
-        "severity": str(case.severity),
-        "user_id": case.user_id,
-        "alerts": case.alert_count,
-        "patients": case.patient_count,
-        "first_time": case.first_time.isoformat(),
-        "last_time": case.last_time.isoformat(),
-        "tactics": list(case.tactics),
-        "story": list(case.story),
-    }
-
-
 def sign(key: bytes, timestamp: str, body: bytes) -> str:
     """The signature header's value.
 
@@ -103,7 +87,7 @@ class WebhookAction(_NotUndoable):
                 "event": step.type,
                 "step_id": step.step_id,
                 "playbook": step.playbook,
-                "case": case_payload(case),
+                "case": case.summary(),
             }
         )
         timestamp = str(int(at.timestamp()))

@@ -446,6 +446,10 @@ class Custodes:
             handle.write(orjson.dumps(entry) + b"\n")
         return entry
 
+    def undo_due(self) -> list[ResponseRun]:
+        """Undo the response steps whose automatic undo time has come (run it on a timer)."""
+        return self.responder().undo_due(self.case_book().store.case)
+
     def case_book(self) -> CaseBook:
         """Alerts, cases and suppressions in the relational store."""
         return CaseBook(SqlCaseStore(self.ready_engine()), self.clock)

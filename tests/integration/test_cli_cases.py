@@ -114,3 +114,10 @@ def test_verdicts_train_the_ranker_on_the_next_run(detected) -> None:
     assert summary["verdicts"] > 0 and summary["supervised"] is True
     versions = (data / "model_versions.ndjson").read_text().splitlines()
     assert len(versions) >= 2 and '"supervised":true' in versions[-1]
+
+
+def test_undo_due_with_nothing_due(detected) -> None:
+    data, _ = detected
+    run = custodes("cases", "undo-due", "--json", data_dir=data)
+    assert run.returncode == 0, run.stderr
+    assert last_json(run.stdout) == {"undone": []}

@@ -55,3 +55,9 @@ def test_a_compromised_account_is_locked_revoked_and_reported(tmp_path: Path, re
     assert statuses["webhook"] is RunStatus.SUCCEEDED
     # Nothing is done twice when the same case is answered again.
     assert app.respond(report.case_ids) == []
+    # The lock's automatic undo (24 h in the default playbook) comes due, and only then.
+    assert app.undo_due() == []
+    clock.advance(hours=25)
+    (undone,) = app.undo_due()
+    assert undone.action == "lock_account" and undone.status is RunStatus.UNDONE
+    assert app.identity.user("mallory").locked_until is None

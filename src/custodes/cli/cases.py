@@ -157,6 +157,22 @@ def suppress(
     out.print(f"suppressed {made.scope} {made.value} until {made.expires_at:%Y-%m-%d %H:%M} UTC")
 
 
+@cases_app.command("undo-due")
+def undo_due(as_json: JsonOpt = False) -> None:
+    """Undo the response steps whose automatic undo time has come (e.g. temporary locks).
+
+    Run it from a timer (cron, a systemd timer) every few minutes.
+    """
+    assert _factory is not None, "register() sets the factory"
+    runs = _factory().undo_due()
+    done = [{"step_id": r.step_id, "case_id": r.case_id, "action": r.action,
+             "status": str(r.status), "detail": r.detail} for r in runs]
+    if as_json:
+        _print_json({"undone": done})
+        return
+    out.print(f"{len(done)} step(s) undone", highlight=False)
+
+
 def register(app: typer.Typer, factory: Callable[[], Custodes]) -> None:
     global _factory
     _factory = factory

@@ -17,13 +17,19 @@ from datetime import timedelta
 from functools import cache, cached_property
 from pathlib import Path
 
+import orjson
 import platformdirs
+import polars as pl
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
 
 from custodes.core.clock import Clock, SystemClock
 from custodes.core.errors import ConfigurationError
+from custodes.core.responses import ResponseRun
+from custodes.correlate.alerts import alerts_from_scores
+from custodes.correlate.service import CaseBook, RecordReport
+from custodes.identity.errors import AccountError
 from custodes.identity.passkeys import RelyingParty
 from custodes.identity.passwords import Argon2Parameters, PasswordPolicy
 from custodes.identity.sealing import KEY_BYTES, SecretSealer
@@ -32,13 +38,25 @@ from custodes.identity.sessions import SessionTimeouts
 from custodes.ingest.context_service import ContextReport, ingest_context_files
 from custodes.ingest.csv_access import CsvMapping
 from custodes.ingest.service import IngestReport, Progress, ingest_event_files
+from custodes.respond.actions import (
+    ActionRegistry,
+    EmailAction,
+    SyslogAction,
+    WebhookAction,
+    account_actions,
+)
+from custodes.respond.executor import ResponseExecutor
+from custodes.respond.plan import plan_response
+from custodes.respond.playbooks import load_playbooks
 from custodes.storage.archive import ParquetArchive
 from custodes.storage.bus import InProcessBus, NatsJetStreamBus
 from custodes.storage.database import create_engine, ensure_schema, upgrade
 from custodes.storage.signins import BackgroundBus, SignInFanOut
+from custodes.storage.sql_cases import SqlCaseStore
 from custodes.storage.sql_context import QuarantineStore, SqlContextStore, SqlIngestRuns
 from custodes.storage.sql_events import SqlEventStore
 from custodes.storage.sql_identity import SqlIdentityStore
+from custodes.storage.sql_responses import SqlResponseRuns
 
 EVENT_STORES = ("archive", "database")
 
@@ -114,6 +132,31 @@ class Settings(BaseSettings):
         default=True, description="Mark the session cookie Secure (browsers allow it on localhost)."
     )
 
+    # Cases and response (docs/cases.md).
+    alert_budget: float = Field(
+        default=10.0, ge=0, description="Alerts a privacy officer reads per 10,000 accesses."
+    )
+    playbooks: Path | None = Field(
+        default=None, description="Response playbooks (YAML); default: the shipped ones."
+    )
+    webhook_url: str | None = Field(default=None, description="Where case webhooks go.")
+    ticket_url: str | None = Field(default=None, description="The ticketing system's webhook.")
+    webhook_key: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key that signs webhooks (or webhook_key_file)."
+    )
+    webhook_key_file: Path | None = Field(default=None)
+    smtp_host: str | None = Field(default=None)
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = Field(default="custodes@localhost")
+    smtp_recipients: tuple[str, ...] = Field(default=())
+    smtp_username: str | None = Field(default=None)
+    smtp_password: SecretStr | None = Field(default=None)
+    smtp_password_file: Path | None = Field(default=None)
+    smtp_starttls: bool = Field(default=False)
+    syslog_host: str | None = Field(default=None)
+    syslog_port: int = Field(default=514, ge=1, le=65535)
+    syslog_protocol: str = Field(default="udp", pattern="^(udp|tcp)$")
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'custodes.db'}"
@@ -138,6 +181,35 @@ class Settings(BaseSettings):
                 rp_id=self.webauthn_rp_id, origins=tuple(self.webauthn_origins)
             ),
         )
+
+
+class IdentityAccounts:
+    """``AccountControl`` over the identity service: what a response may do to an account."""
+
+    def __init__(self, identity: IdentityService) -> None:
+        self.identity = identity
+
+    def _known(self, name: str) -> None:
+        try:
+            self.identity.user(name)
+        except AccountError as err:
+            raise LookupError(name) from err
+
+    def lock(self, name: str) -> None:
+        self._known(name)
+        self.identity.lock(name, by="custodes response")
+
+    def unlock(self, name: str) -> None:
+        self._known(name)
+        self.identity.unlock(name)
+
+    def revoke_sessions(self, name: str) -> int:
+        self._known(name)
+        return self.identity.sessions.revoke_all(name)
+
+    def revoke_tokens(self, name: str) -> int:
+        self._known(name)
+        return self.identity.store.revoke_tokens_of(name)
 
 
 @dataclass
@@ -289,3 +361,108 @@ class Custodes:
         )
         runs.finish(run_id, self.clock.now(), **report.as_json())
         return ContextRun(run_id, report)
+
+    def _secret(self, value: SecretStr | None, path: Path | None, name: str) -> str | None:
+        if value is not None:
+            return value.get_secret_value()
+        if path is None:
+            return None
+        try:
+            return path.read_text().strip()
+        except OSError as err:
+            raise ConfigurationError(f"cannot read {name} from {path}: {err.strerror}") from err
+
+    def response_actions(self) -> ActionRegistry:
+        """The actions the settings configure; account actions act on Custodes accounts."""
+        s = self.settings
+        registry = ActionRegistry.of(*account_actions(IdentityAccounts(self.identity)))
+        key = self._secret(s.webhook_key, s.webhook_key_file, "CUSTODES_WEBHOOK_KEY")
+        for kind, url in (("webhook", s.webhook_url), ("ticket", s.ticket_url)):
+            if url:
+                if not key:
+                    raise ConfigurationError(f"a {kind} URL needs CUSTODES_WEBHOOK_KEY(_FILE)")
+                registry.register(WebhookAction(url, key.encode(), type=kind))
+        if s.smtp_host:
+            registry.register(
+                EmailAction(
+                    s.smtp_host,
+                    s.smtp_port,
+                    s.smtp_sender,
+                    tuple(s.smtp_recipients),
+                    s.smtp_username,
+                    self._secret(s.smtp_password, s.smtp_password_file, "CUSTODES_SMTP_PASSWORD"),
+                    s.smtp_starttls,
+                )
+            )
+        if s.syslog_host:
+            registry.register(SyslogAction(s.syslog_host, s.syslog_port, s.syslog_protocol))
+        return registry
+
+    def responder(self) -> ResponseExecutor:
+        return ResponseExecutor(
+            self.response_actions(), SqlResponseRuns(self.ready_engine()), self.clock
+        )
+
+    def respond(self, case_ids: Sequence[str]) -> list[ResponseRun]:
+        """Plan and perform the playbooks' response to these cases."""
+        if not case_ids:
+            return []
+        playbooks = load_playbooks(self.settings.playbooks)
+        book = self.case_book()
+        executor = self.responder()
+        runs: list[ResponseRun] = []
+        for case_id in case_ids:
+            case = book.store.case(case_id)
+            if case is not None:
+                runs.extend(executor.execute(plan_response(case, playbooks), case))
+        return runs
+
+    def training_labels(
+        self, events: pl.DataFrame, background: int = 5000, seed: int = 0
+    ) -> pl.DataFrame | None:
+        """Verdicts of closed cases, plus a seeded sample of the other accesses as presumed
+        legitimate: verdicts alone come from the top of the queue, nearly all misuse, and
+        a ranker fitted on them alone ranks worse than none (benchmarks/RESULTS.md)."""
+        verdicts = self.case_book().verdict_labels()
+        if verdicts.is_empty():
+            return None
+        others = events.select("event_id").filter(
+            ~pl.col("event_id").is_in(verdicts["event_id"].implode())
+        )
+        sample = others.sample(n=min(background, others.height), seed=seed).with_columns(
+            label=pl.lit(0, pl.Int64)
+        )
+        return pl.concat([verdicts, sample])
+
+    def record_model_version(self, **metrics: float | int | bool) -> dict:
+        """Append the fitted model's version and metrics to DATA_DIR/model_versions.ndjson."""
+        path = self.data_dir / "model_versions.ndjson"
+        try:
+            version = sum(1 for _ in path.open()) + 1
+        except FileNotFoundError:
+            version = 1
+        entry = {"version": version, "at": self.clock.now().isoformat(), **metrics}
+        with path.open("ab") as handle:
+            handle.write(orjson.dumps(entry) + b"\n")
+        return entry
+
+    def undo_due(self) -> list[ResponseRun]:
+        """Undo the response steps whose automatic undo time has come (run it on a timer)."""
+        return self.responder().undo_due(self.case_book().store.case)
+
+    def case_book(self) -> CaseBook:
+        """Alerts, cases and suppressions in the relational store."""
+        return CaseBook(SqlCaseStore(self.ready_engine()), self.clock)
+
+    def record_alerts(
+        self,
+        scores: pl.DataFrame,
+        events: pl.DataFrame,
+        threshold: float,
+        departments: pl.DataFrame | None = None,
+    ) -> RecordReport:
+        """Store the accesses scored at or above ``threshold`` as alerts; build their cases."""
+        alerts = alerts_from_scores(scores, events, threshold, departments=departments)
+        report = self.case_book().record(alerts)
+        self.respond(report.case_ids)
+        return report

@@ -201,7 +201,8 @@ def run_demo(data_dir: Path | None, *, seed: int = 7, console: Console | None = 
         "8. Detection: every access scored 0-100 against the context, explained or flagged, "
         "with reasons"
     )
-    _detect_step(hospital, root, console)
+    scored = _detect_step(hospital, root, console)
+    _case_queue_step(custodes, *scored, console)
     _sign_in_step(custodes, root, console)
     console.print(
         "Next: `custodes simulate --preset hospital --out DIR` for a month of a larger hospital, "
@@ -212,7 +213,7 @@ def run_demo(data_dir: Path | None, *, seed: int = 7, console: Console | None = 
     return root
 
 
-def _detect_step(hospital: Path, root: Path, console: Console) -> None:
+def _detect_step(hospital: Path, root: Path, console: Console) -> tuple:
     """Score the simulated week, show the top alerts, and measure them against the labels."""
     context, _ = read_context_folder(hospital / "context")
     log = read_event_files([hospital / "events.ndjson"])
@@ -254,6 +255,37 @@ def _detect_step(hospital: Path, root: Path, console: Console) -> None:
             f"misuse and {budget.incident_recall:.0%} of the {evaluation.incidents} incidents are "
             "caught. This week is dense with misuse on purpose (5% of accesses; see docs/detection.md)."
         )
+    return result.scores, log.access, context
+
+
+def _case_queue_step(custodes: Custodes, scores, events, context, console: Console) -> None:
+    """Store the alerts at the budget, correlate them into cases, show the queue."""
+    from custodes.correlate.alerts import DEFAULT_BUDGET, budget_threshold
+
+    threshold = budget_threshold(scores["score"], DEFAULT_BUDGET)
+    departments = context.staff.select("user_id", department="user_department")
+    report = custodes.record_alerts(scores, events, threshold, departments)
+    cases = custodes.case_book().queue(limit=8)
+    console.print(
+        f"9. Cases: {report.new_alerts} alerts (budget {DEFAULT_BUDGET:g} per 10,000 accesses, "
+        f"score >= {threshold:.0f}) grouped by user and hour into {report.cases_touched} cases, "
+        "most severe first"
+    )
+    for case in cases:
+        console.print(
+            f"   {case.severity:<8} {case.kind:<20} {case.case_id}  "
+            f"{case.alert_count} alert(s), {case.patient_count} patient(s)",
+            highlight=False,
+            markup=False,
+        )
+        reason = next((line for line in case.story if line.startswith("reason: ")), "")
+        console.print(f"            {reason[8:][:72]}", highlight=False, markup=False)
+    console.print(
+        f"   Work them with `custodes --data-dir {custodes.settings.data_dir} cases list`, "
+        "`cases show ID`, `cases close ID --verdict confirmed_misuse|false_positive|"
+        "justified_access`; verdicts train the ranker on the next `custodes detect`.",
+        highlight=False,
+    )
 
 
 # -- Signing in (identity) -----------------------------------------------------------

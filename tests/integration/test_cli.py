@@ -155,6 +155,9 @@ def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "quarantined" in result.stdout and "0 new" in result.stdout
     assert "0 quarantined" in result.stdout  # the simulated hospital ingests cleanly
+    assert "9. Cases:" in result.stdout  # the case queue after detection
+    listed = custodes("cases", "list", "--json", data_dir=tmp_path / "demo")
+    assert listed.returncode == 0 and json.loads(listed.stdout.splitlines()[-1])["cases"]
     assert (tmp_path / "demo" / "archive" / "access").is_dir()
     assert "Signing in" in result.stdout and "/auth/login" in result.stdout
     assert (tmp_path / "demo" / "demo-accounts.json").stat().st_mode & 0o777 == 0o600

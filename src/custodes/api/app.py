@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse
 
 from custodes import __version__
 from custodes.api.deps import session_cookie_name
-from custodes.api.routes import auth
+from custodes.api.routes import auth, cases, metrics
 from custodes.bootstrap import Custodes
 from custodes.core.errors import CustodesError, ServiceUnavailableError
+from custodes.correlate.service import CaseClosedError, CaseNotFoundError
 from custodes.identity.errors import (
     AccountError,
     InvalidCredentials,
@@ -25,6 +26,7 @@ from custodes.identity.errors import (
     PasswordRejected,
     StepUpRequired,
 )
+from custodes.respond.executor import StepNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,10 @@ _STATUS: tuple[tuple[type[CustodesError], int], ...] = (
     (InvalidCredentials, 401),
     (NotAuthenticated, 401),
     (StepUpRequired, 403),
+    (cases.ForbiddenError, 403),
+    (CaseNotFoundError, 404),
+    (StepNotFoundError, 404),
+    (CaseClosedError, 409),
     (PasskeyError, 400),
     (PasswordRejected, 400),
     (AccountError, 400),
@@ -59,6 +65,8 @@ def create_app(custodes: Custodes) -> FastAPI:
     app.state.custodes = custodes
     app.state.session_cookie = session_cookie_name(custodes.settings.cookie_secure)
     app.include_router(auth.router)
+    app.include_router(cases.router)
+    app.include_router(metrics.router)
 
     @app.exception_handler(CustodesError)
     async def _known(request: Request, err: CustodesError) -> JSONResponse:

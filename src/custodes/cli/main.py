@@ -23,6 +23,7 @@ from rich.table import Table
 
 from custodes import __version__
 from custodes.bootstrap import Custodes, Settings
+from custodes.cli import cases as _cases
 from custodes.cli import evaluate as _evaluate
 from custodes.cli import users as _users
 from custodes.core.errors import CustodesError, InputFormatError
@@ -57,6 +58,7 @@ def _custodes() -> Custodes:
 
 
 _users.register(app, _custodes)
+_cases.register(app, _custodes)
 
 
 def _version(value: bool) -> None:
@@ -307,14 +309,28 @@ def detect(
         list[Path] | None,
         typer.Option("--rules", help="More Sigma rule files or folders, beside the shipped pack."),
     ] = None,
+    budget: Annotated[
+        float,
+        typer.Option(
+            "--budget", min=0, help="Alerts per 10,000 accesses: sets the alert threshold."
+        ),
+    ] = 10.0,
     threshold: Annotated[
-        float, typer.Option("--threshold", min=0, max=100, help="Score that counts as an alert.")
-    ] = 60.0,
+        float | None,
+        typer.Option(
+            "--threshold", min=0, max=100, help="Score that counts as an alert (overrides --budget)."
+        ),
+    ] = None,
     top: Annotated[int, typer.Option("--top", min=0, help="Alerts to show.")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the models' random starts.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score every access from 0 to 100 with its reasons, and say which are explained."""
+    """Score every access from 0 to 100 with its reasons, and say which are explained.
+
+    Accesses at or above the alert threshold are stored as alerts in the data
+    directory's store and grouped into cases: `custodes cases list` shows them.
+    """
+    from custodes.correlate.alerts import budget_threshold
     from custodes.detect.batch import detect_log, write_scores
     from custodes.detect.rules import RuleSet
     from custodes.ingest.context_service import read_context_folder
@@ -326,10 +342,38 @@ def detect(
         ruleset = RuleSet([*ruleset, *RuleSet.load(rules)])
     hospital, batch = read_context_folder(context)
     log = read_event_files(events)
-    result = detect_log(log.access, hospital, train_until=cut, rules=ruleset, seed=seed)
+    # Verdicts of closed cases train the supervised ranker (once both classes exist).
+    application = _custodes()
+    verdicts = application.case_book().verdict_labels()
+    result = detect_log(
+        log.access,
+        hospital,
+        train_until=cut,
+        rules=ruleset,
+        seed=seed,
+        verdicts=application.training_labels(log.access, seed=seed),
+    )
     write_scores(result.scores, scores_out)
+    if threshold is None:
+        threshold = budget_threshold(result.scores["score"], budget)
+    departments = hospital.staff.select("user_id", department="user_department")
+    recorded = application.record_alerts(result.scores, log.access, threshold, departments)
+    application.record_model_version(
+        verdicts=verdicts.height,
+        confirmed_misuse=int(verdicts["label"].sum()) if verdicts.height else 0,
+        supervised=result.engine.ranker_ is not None,
+        trained_on=result.trained_on,
+        threshold=threshold,
+        alerts=recorded.new_alerts,
+    )
     summary = {
         **result.summary(threshold),
+        "threshold": threshold,
+        "alerts": recorded.new_alerts,
+        "cases": recorded.cases_touched,
+        "new_cases": recorded.new_cases,
+        "verdicts": verdicts.height,
+        "supervised": result.engine.ranker_ is not None,
         "quarantined_lines": log.report.quarantined,
         "quarantined_context": len(batch.quarantined),
         "rules": len(ruleset),
@@ -351,6 +395,11 @@ def detect(
         f"scored {summary['scored']:,} accesses (trained on {summary['trained_on']:,}); "
         f"{summary['explained_share']:.1%} explained; {summary['at_or_above_threshold']:,} at or "
         f"above {threshold:g}; scores in {scores_out}"
+    )
+    out.print(
+        f"{recorded.new_alerts:,} new alert(s), {recorded.duplicates:,} already known, "
+        f"{recorded.suppressed:,} suppressed; {recorded.cases_touched:,} case(s) built or updated "
+        "(see `custodes cases list`)"
     )
 
 

@@ -6,7 +6,7 @@ adapters tested against real servers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -14,9 +14,11 @@ from typing import Protocol
 import polars as pl
 
 from custodes.core.accounts import ApiTokenRecord, PasskeyCredential, SessionRecord, UserAccount
+from custodes.core.cases import Alert, Case, CaseStatus, Suppression, Verdict
 from custodes.core.entities import Department, Encounter, Patient, RelatedPerson, StaffMember
 from custodes.core.events import SignInEvent
 from custodes.core.quarantine import QuarantinedRecord
+from custodes.core.responses import ResponseRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +144,79 @@ class SignInRecorder(Protocol):
     """Where the front door's events go: the event stores and the bus, for the detectors."""
 
     def record(self, event: SignInEvent) -> None: ...
+
+
+class CaseStore(Protocol):
+    """Alerts, cases and suppressions: the privacy officer's queue."""
+
+    def known_alert_ids(self, alert_ids: Sequence[str]) -> set[str]: ...
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> int:
+        """Store the alerts not yet stored; return how many were new."""
+        ...
+
+    def alerts_of_cases(self, case_ids: Sequence[str]) -> list[Alert]: ...
+
+    def save_cases(
+        self, cases: Sequence[Case], assignment: Mapping[str, str], at: datetime
+    ) -> None:
+        """Insert or update cases (keeping their status and verdict) and link alerts."""
+        ...
+
+    def case(self, case_id: str) -> Case | None: ...
+
+    def cases(self, statuses: Sequence[CaseStatus], limit: int) -> list[Case]: ...
+
+    def case_statuses(self, case_ids: Sequence[str]) -> dict[str, CaseStatus]: ...
+
+    def set_case_status(
+        self,
+        case_id: str,
+        status: CaseStatus,
+        at: datetime,
+        *,
+        verdict: Verdict | None = None,
+        note: str | None = None,
+        by: str | None = None,
+    ) -> Case | None: ...
+
+    def prior_offences(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """Per user, how many cases were closed as confirmed misuse."""
+        ...
+
+    def add_suppression(self, suppression: Suppression) -> None: ...
+
+    def suppressions(self) -> list[Suppression]: ...
+
+    def revoke_suppression(self, suppression_id: str, at: datetime) -> bool: ...
+
+
+class AccountControl(Protocol):
+    """What a response may do to an account (narrow, so respond/ needs no identity/).
+
+    Each method raises ``LookupError`` for an unknown account.
+    """
+
+    def lock(self, name: str) -> None: ...
+
+    def unlock(self, name: str) -> None: ...
+
+    def revoke_sessions(self, name: str) -> int: ...
+
+    def revoke_tokens(self, name: str) -> int: ...
+
+
+class ResponseRunStore(Protocol):
+    """Every run of a response action, success or failure, appended and kept."""
+
+    def append(self, run: ResponseRun) -> None: ...
+
+    def latest(self, step_id: str) -> ResponseRun | None:
+        """The most recent run of a step."""
+        ...
+
+    def runs(self, case_id: str | None = None) -> list[ResponseRun]: ...
+
+    def latest_of_all(self) -> list[ResponseRun]:
+        """The most recent run of every step."""
+        ...

@@ -206,3 +206,81 @@ api_tokens = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True)),
     sa.Column("revoked", sa.Boolean, nullable=False),
 )
+
+# Alerts, cases and suppressions (correlate/). Patient ids are the pseudonymous ids of
+# the access log; no names or free text beyond the detector's reasons.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.String(40), primary_key=True),
+    sa.Column("event_id", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("user_id", sa.String(200), nullable=False, index=True),
+    sa.Column("patient_id", sa.String(200)),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("department", sa.String(200)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("case_id", sa.String(260), index=True),
+    sa.Column("suppressed_by", sa.String(40)),
+)
+
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("case_id", sa.String(260), primary_key=True),
+    sa.Column("kind", sa.String(80), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False, index=True),
+    sa.Column("severity", sa.String(20), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("first_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("alert_ids", sa.JSON, nullable=False),
+    sa.Column("patient_count", sa.Integer, nullable=False),
+    sa.Column("tactics", sa.JSON, nullable=False),
+    sa.Column("story", sa.JSON, nullable=False),
+    sa.Column("prior_offences", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("verdict", sa.String(40)),
+    sa.Column("verdict_note", sa.Text),
+    sa.Column("closed_by", sa.String(64)),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("opened_at", sa.DateTime(timezone=True)),
+)
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("suppression_id", sa.String(40), primary_key=True),
+    sa.Column("scope", sa.String(20), nullable=False),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+# Every run of a response action, success or failure: appended, never updated.
+response_runs = sa.Table(
+    "response_runs",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False, index=True),
+    sa.Column("step_id", sa.String(40), nullable=False, index=True),
+    sa.Column("case_id", sa.String(260), nullable=False, index=True),
+    sa.Column("playbook", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("target_user", sa.String(200), nullable=False),
+    sa.Column("mode", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("undo_at", sa.DateTime(timezone=True)),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("undo_after_seconds", sa.Float),
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -279,7 +280,11 @@ def _case_queue_step(custodes: Custodes, scores, events, context, console: Conso
             markup=False,
         )
         reason = next((line for line in case.story if line.startswith("reason: ")), "")
-        console.print(f"            {reason[8:][:72]}", highlight=False, markup=False)
+        console.print(
+            f"            {textwrap.shorten(reason[8:], width=72, placeholder=' ...')}",
+            highlight=False,
+            markup=False,
+        )
     console.print(
         f"   Work them with `custodes --data-dir {custodes.settings.data_dir} cases list`, "
         "`cases show ID`, `cases close ID --verdict confirmed_misuse|false_positive|"
@@ -340,7 +345,7 @@ def _sign_in_step(custodes: Custodes, root: Path, console: Console) -> None:
     console.print(
         f"   {code} is {first['name']}'s code right now; it changes every 30 seconds. Add "
         f"the otpauth URI in {path.name} to an authenticator app, or compute it: "
-        ".venv/bin/python -c \"import json, pyotp; "
+        '.venv/bin/python -c "import json, pyotp; '
         f"print(pyotp.TOTP(json.load(open('{path}'))[0]['totp_secret']).now())\"",
         highlight=False,
         markup=False,

@@ -32,6 +32,7 @@ from custodes.identity.sessions import SessionTimeouts
 from custodes.ingest.context_service import ContextReport, ingest_context_files
 from custodes.ingest.csv_access import CsvMapping
 from custodes.ingest.service import IngestReport, Progress, ingest_event_files
+from custodes.keys.keyfile import read_or_create
 from custodes.storage.archive import ParquetArchive
 from custodes.storage.bus import InProcessBus, NatsJetStreamBus
 from custodes.storage.database import create_engine, ensure_schema, upgrade
@@ -192,15 +193,7 @@ class Custodes:
             except (binascii.Error, ValueError) as err:
                 raise ConfigurationError("CUSTODES_IDENTITY_KEY is not base64") from err
         else:
-            path = self.data_dir / "identity.key"
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                key = path.read_bytes()
-            else:
-                key = os.urandom(KEY_BYTES)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(key)
+            key = read_or_create(self.data_dir / "identity.key", lambda: os.urandom(KEY_BYTES))
         if len(key) != KEY_BYTES:
             raise ConfigurationError(f"the identity key must be {KEY_BYTES} bytes")
         return key

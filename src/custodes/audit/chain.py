@@ -102,9 +102,12 @@ def first_broken_link(
     """
     sha = hashlib.sha256
     expected = start
-    for position, body, stored in zip(positions, bodies, hashes, strict=True):
-        if position != expected or sha(previous + expected.to_bytes(8, "big") + body).digest() != stored:
-            return expected
-        previous = stored
-        expected += 1
+    try:
+        for position, body, stored in zip(positions, bodies, hashes, strict=True):
+            if position != expected or sha(previous + expected.to_bytes(8, "big") + body).digest() != stored:
+                return expected
+            previous = stored
+            expected += 1
+    except TypeError:  # a value rewritten to another type (text for bytes): not an entry
+        return expected
     return None

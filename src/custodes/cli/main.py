@@ -25,6 +25,7 @@ from custodes import __version__
 from custodes.bootstrap import Custodes, Settings
 from custodes.cli import evaluate as _evaluate
 from custodes.cli import users as _users
+from custodes.cli import vault as _vault
 from custodes.core.errors import CustodesError, InputFormatError
 
 app = typer.Typer(
@@ -57,6 +58,7 @@ def _custodes() -> Custodes:
 
 
 _users.register(app, _custodes)
+_vault.register(app, _custodes)
 
 
 def _version(value: bool) -> None:

@@ -233,3 +233,9 @@ def _rfc_root(leaves: list[bytes]) -> bytes:  # the RFC's recursion, verbatim
 @given(st.lists(st.binary(max_size=8), min_size=1, max_size=70))
 def test_merkle_root_equals_the_rfc_recursion(leaves):
     assert merkle_root(leaves) == _rfc_root(leaves)
+
+
+def test_a_value_rewritten_as_text_is_named_not_a_crash():
+    rows = chain(entries(6))
+    rows[3] = replace(rows[3], body=rows[3].body.decode())
+    assert verify(rows)[0] == 3

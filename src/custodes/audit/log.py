@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from custodes.audit.chain import GENESIS, AuditEntry, chain, first_broken_link
 from custodes.audit.merkle import merkle_root
+from custodes.audit.parallel import parallel_first_broken_link
 from custodes.core.clock import Clock
 from custodes.core.ports import AuditStore, StoredCheckpoint
 
@@ -172,8 +173,16 @@ class AuditLog:
         self._store.add_checkpoint(cp)
         return cp
 
-    def verify(self, public_key: Ed25519PublicKey, *, check_root: bool = True) -> VerifyReport:
+    def verify(
+        self, public_key: Ed25519PublicKey, *, check_root: bool = True, workers: int = 1
+    ) -> VerifyReport:
+        """Verify the stored log; ``workers`` > 1 checks large logs across processes."""
         positions, bodies, hashes = self._store.columns()
+
+        def check_chain(p: list[int], b: list[bytes], h: list[bytes]) -> int | None:
+            return parallel_first_broken_link(p, b, h, workers)
+
         return verify_columns(
-            positions, bodies, hashes, self._store.checkpoints(), public_key, check_root=check_root
-        )
+            positions, bodies, hashes, self._store.checkpoints(), public_key,
+            check_root=check_root, check_chain=check_chain,
+        )  # fmt: skip

@@ -94,7 +94,11 @@ def audit_verify(
 ) -> None:
     """Check every hash link and every signed checkpoint; exit 1 naming the first bad entry."""
     custodes = _custodes()
-    report = custodes.audit_log.verify(custodes.audit_signing_key().public_key(), check_root=not no_root)
+    report = custodes.audit_log.verify(
+        custodes.audit_signing_key().public_key(),
+        check_root=not no_root,
+        workers=custodes.settings.workers,
+    )
     if as_json:
         _print_json(report.as_json())
     elif report.ok:

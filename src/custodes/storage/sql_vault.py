@@ -48,11 +48,20 @@ class SqlAuditStore:
         return [StoredAuditEntry(r.position, bytes(r.body), bytes(r.entry_hash)) for r in rows]
 
     def columns(self) -> tuple[list[int], list[bytes], list[bytes]]:
-        # The driver's cursor, not ORM rows: this is the bulk read of `audit verify`.
+        # The driver's own cursor, not SQLAlchemy rows: this is the bulk read of `audit
+        # verify`. psycopg is asked for binary results, so bytea arrives as bytes rather
+        # than hex text to decode.
+        query = "SELECT position, body, entry_hash FROM audit_entries ORDER BY position"
         with self._engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT position, body, entry_hash FROM audit_entries ORDER BY position"
-            ).fetchall()
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                if self._engine.dialect.name == "postgresql":
+                    cursor.execute(query, binary=True)
+                else:
+                    cursor.execute(query)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
         if not rows:
             return [], [], []
         positions, bodies, hashes = (list(c) for c in zip(*rows, strict=True))

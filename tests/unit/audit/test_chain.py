@@ -239,3 +239,16 @@ def test_a_value_rewritten_as_text_is_named_not_a_crash():
     rows = chain(entries(6))
     rows[3] = replace(rows[3], body=rows[3].body.decode())
     assert verify(rows)[0] == 3
+
+
+@pytest.mark.parametrize("bad", [None, 0, 1, 2_499, 2_500, 4_999])
+def test_the_parallel_check_agrees_with_the_serial_one(monkeypatch, bad):
+    from custodes.audit import parallel
+
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 10)
+    rows = chain(entries(5_000))
+    if bad is not None:
+        rows[bad] = replace(rows[bad], body=rows[bad].body + b" ")
+    columns = ([r.position for r in rows], [r.body for r in rows], [r.entry_hash for r in rows])
+    assert parallel.parallel_first_broken_link(*columns, workers=2) == bad
+    assert parallel.parallel_first_broken_link(*columns, workers=3) == bad

@@ -103,3 +103,25 @@ def test_scope_keys_rotate_and_shred(engine):
     with pytest.raises(Undecryptable):
         cipher.open(refs[0], sealed[0])
     assert cipher.open(refs[1], sealed[1]) == b"o1"
+
+
+@pytest.mark.parametrize("tamper", [None, "update", "delete", "delete_last_of_span"])
+def test_verify_in_spans_across_processes(engine, monkeypatch, tamper):
+    from custodes.audit import log as log_module
+
+    monkeypatch.setattr(log_module, "PARALLEL_FROM", 10)
+    _, log = _log(engine, 97)  # 100 entries: spans [0, 50) and [50, 100)
+    assert log.verify(KEY.public_key(), workers=2).ok
+    if tamper is None:
+        return
+    _drop_guard(engine)
+    statement, bad = {
+        "update": ("UPDATE audit_entries SET body = :b WHERE position = 61", 61),
+        "delete": ("DELETE FROM audit_entries WHERE position = 20", 20),
+        "delete_last_of_span": ("DELETE FROM audit_entries WHERE position = 49", 49),
+    }[tamper]
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement), {"b": b"{}"})
+    for workers in (1, 2, 3):
+        report = log.verify(KEY.public_key(), workers=workers)
+        assert not report.ok and report.first_bad == bad, workers

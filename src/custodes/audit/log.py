@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from custodes.audit.chain import GENESIS, AuditEntry, chain, first_broken_link
 from custodes.audit.merkle import merkle_root
-from custodes.audit.parallel import parallel_first_broken_link
+from custodes.audit.parallel import PARALLEL_FROM, can_fork, check_store_in_spans
 from custodes.core.clock import Clock
 from custodes.core.ports import AuditStore, StoredCheckpoint
 
@@ -84,8 +84,23 @@ def verify_columns(
     """
     n = len(hashes)
     broken = (check_chain or first_broken_link)(positions, bodies, hashes)
+    missing = broken is not None and broken < n and positions[broken] > broken
+    return judge(broken, missing, hashes, checkpoints, public_key, check_root=check_root)
+
+
+def judge(
+    broken: int | None,
+    missing: bool,
+    hashes: list[bytes],
+    checkpoints: list[StoredCheckpoint],
+    public_key: Ed25519PublicKey,
+    *,
+    check_root: bool = True,
+) -> VerifyReport:
+    """The verdict, given the chain check's answer and the stored hashes (steps 2 and 3)."""
+    n = len(hashes)
     if broken is not None:
-        what = "missing" if broken < n and positions[broken] > broken else "does not match the chain"
+        what = "missing" if missing else "does not match the chain"
         return VerifyReport(n, len(checkpoints), broken, f"entry {broken} {what}")
     ordered = sorted(checkpoints, key=lambda cp: cp.size)
     signed_before = 0
@@ -176,13 +191,12 @@ class AuditLog:
     def verify(
         self, public_key: Ed25519PublicKey, *, check_root: bool = True, workers: int = 1
     ) -> VerifyReport:
-        """Verify the stored log; ``workers`` > 1 checks large logs across processes."""
+        """Verify the stored log; ``workers`` > 1 reads and checks large logs in spans
+        across forked processes."""
+        checkpoints = self._store.checkpoints()
+        bound = self._store.position_bound()
+        if workers > 1 and bound >= PARALLEL_FROM and can_fork():
+            broken, missing, hashes = check_store_in_spans(self._store, bound, workers)
+            return judge(broken, missing, hashes, checkpoints, public_key, check_root=check_root)
         positions, bodies, hashes = self._store.columns()
-
-        def check_chain(p: list[int], b: list[bytes], h: list[bytes]) -> int | None:
-            return parallel_first_broken_link(p, b, h, workers)
-
-        return verify_columns(
-            positions, bodies, hashes, self._store.checkpoints(), public_key,
-            check_root=check_root, check_chain=check_chain,
-        )  # fmt: skip
+        return verify_columns(positions, bodies, hashes, checkpoints, public_key, check_root=check_root)

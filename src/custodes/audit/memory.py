@@ -34,12 +34,14 @@ class MemoryAuditStore:
     def read(self, start: int = 0, stop: int | None = None) -> list[StoredAuditEntry]:
         return [e for e in self.entries if e.position >= start and (stop is None or e.position < stop)]
 
-    def columns(self) -> tuple[list[int], list[bytes], list[bytes]]:
-        return (
-            [e.position for e in self.entries],
-            [e.body for e in self.entries],
-            [e.entry_hash for e in self.entries],
-        )
+    def columns(
+        self, start: int = 0, stop: int | None = None
+    ) -> tuple[list[int], list[bytes], list[bytes]]:
+        rows = self.entries if start == 0 and stop is None else self.read(start, stop)
+        return [e.position for e in rows], [e.body for e in rows], [e.entry_hash for e in rows]
+
+    def position_bound(self) -> int:
+        return max((e.position for e in self.entries), default=-1) + 1
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         self.saved_checkpoints.append(checkpoint)

@@ -243,8 +243,16 @@ class AuditStore(Protocol):
         """Entries with ``start <= position < stop``, in position order."""
         ...
 
-    def columns(self) -> tuple[list[int], list[bytes], list[bytes]]:
-        """Every entry as three columns (positions, bodies, hashes), for bulk checks."""
+    def columns(
+        self, start: int = 0, stop: int | None = None
+    ) -> tuple[list[int], list[bytes], list[bytes]]:
+        """Entries with ``start <= position < stop`` as three columns (positions, bodies,
+        hashes), for bulk checks. Safe to call in a process forked from the one that
+        made the store (each span of a parallel check reads its own)."""
+        ...
+
+    def position_bound(self) -> int:
+        """One more than the largest position stored (0 when empty)."""
         ...
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None: ...

@@ -3,6 +3,7 @@ wrapped scope keys (``ScopeKeyStore``), on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import UTC
 
@@ -12,6 +13,12 @@ from sqlalchemy.engine import Engine
 from custodes.core.ports import ScopeKeyRecord, StoredAuditEntry, StoredCheckpoint, WrappedKey
 from custodes.storage.schema import audit_checkpoints, audit_entries, key_scopes
 
+_SPAN_SQLITE = (
+    "SELECT position, body, entry_hash FROM audit_entries "
+    "WHERE position >= ? AND position < ? ORDER BY position"
+)
+_SPAN_PG = _SPAN_SQLITE.replace("?", "%s")
+
 
 class SqlAuditStore:
     """The append-only audit log. Appends are one transaction; positions are the key,
@@ -19,6 +26,7 @@ class SqlAuditStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._pid = os.getpid()
 
     def append(self, entries: Sequence[StoredAuditEntry]) -> None:
         if not entries:
@@ -47,18 +55,24 @@ class SqlAuditStore:
             rows = conn.execute(query.order_by(audit_entries.c.position)).all()
         return [StoredAuditEntry(r.position, bytes(r.body), bytes(r.entry_hash)) for r in rows]
 
-    def columns(self) -> tuple[list[int], list[bytes], list[bytes]]:
+    def columns(
+        self, start: int = 0, stop: int | None = None
+    ) -> tuple[list[int], list[bytes], list[bytes]]:
         # The driver's own cursor, not SQLAlchemy rows: this is the bulk read of `audit
         # verify`. psycopg is asked for binary results, so bytea arrives as bytes rather
         # than hex text to decode.
-        query = "SELECT position, body, entry_hash FROM audit_entries ORDER BY position"
+        if os.getpid() != self._pid:  # forked: never reuse the parent's connections
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+        query = _SPAN_PG if self._engine.dialect.name == "postgresql" else _SPAN_SQLITE
+        bounds = (int(start), int(stop) if stop is not None else 2**62)
         with self._engine.connect() as conn:
             cursor = conn.connection.driver_connection.cursor()
             try:
                 if self._engine.dialect.name == "postgresql":
-                    cursor.execute(query, binary=True)
+                    cursor.execute(query, bounds, binary=True)
                 else:
-                    cursor.execute(query)
+                    cursor.execute(query, bounds)
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
@@ -68,6 +82,11 @@ class SqlAuditStore:
         if not isinstance(bodies[0], bytes):  # memoryview on some drivers
             bodies, hashes = [bytes(b) for b in bodies], [bytes(h) for h in hashes]
         return positions, bodies, hashes
+
+    def position_bound(self) -> int:
+        with self._engine.connect() as conn:
+            top = conn.execute(sa.select(sa.func.max(audit_entries.c.position))).scalar()
+        return 0 if top is None else int(top) + 1
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         with self._engine.begin() as conn:

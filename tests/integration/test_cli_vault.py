@@ -63,3 +63,27 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     loose = custodes("keys", "status", data_dir=tmp_path)
     assert loose.returncode == 1
     assert loose.stderr.strip().startswith("error: key file keyring.json is readable by others")
+
+
+def test_exported_audit_events_ingest_as_access_events(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from custodes.audit import AuditEntry
+    from custodes.core.events import Action
+
+    app = Custodes(Settings(data_dir=tmp_path / "vault"))
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    app.audit_log.record(AuditEntry(at, "dr-lee", Action.READ, patient_id="p1",
+                                    resource_type="Observation", resource_id="o1"))  # fmt: skip
+    app.audit_log.record(AuditEntry(at, "fd-kim", Action.READ, allowed=False, patient_id="p2",
+                                    resource_type="Condition", resource_id="c1"))  # fmt: skip
+    for name in ("keyring.json", "audit-signing.key"):
+        _ = app.keyring if name == "keyring.json" else app.audit_signing_key()
+        assert (tmp_path / "vault" / name).stat().st_mode & 0o777 == 0o600
+    out = tmp_path / "audit.ndjson"
+    exported = custodes("audit", "export", "--out", str(out), data_dir=tmp_path / "vault")
+    assert exported.returncode == 0, exported.stderr
+    ingested = custodes("ingest", "events", str(out), "--json", data_dir=tmp_path / "monitor")
+    assert ingested.returncode == 0, ingested.stderr
+    counts = json.loads(ingested.stdout.splitlines()[-1])
+    assert counts["accepted"] == 2 and counts["quarantined"] == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,11 +56,14 @@ class AuditEntry:
 
     def body(self) -> bytes:
         """The canonical JSON bytes that are stored and hashed."""
-        doc: dict[str, Any] = asdict(self)
+        doc: dict[str, Any] = {}
+        for name in _FIELDS:  # not dataclasses.asdict: it deep-copies, at ten times the cost
+            value = getattr(self, name)
+            if value is not None and value != {}:
+                doc[name] = value
         doc["time"] = self.time.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         doc["action"] = str(self.action)
         doc["outcome"] = str(self.outcome)
-        doc = {k: v for k, v in doc.items() if v is not None and v != {}}
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
@@ -70,6 +73,9 @@ class AuditEntry:
         doc["action"] = Action(doc["action"])
         doc["outcome"] = Outcome(doc["outcome"])
         return cls(**doc)
+
+
+_FIELDS = tuple(f.name for f in fields(AuditEntry))
 
 
 def link_hash(previous: bytes, position: int, body: bytes) -> bytes:

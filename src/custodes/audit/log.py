@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from custodes.audit.chain import GENESIS, AuditEntry, chain, first_broken_link
-from custodes.audit.merkle import merkle_root
+from custodes.audit.merkle import MerkleFrontier, merkle_root
 from custodes.audit.parallel import PARALLEL_FROM, can_fork, check_store_in_spans
 from custodes.core.clock import Clock
 from custodes.core.ports import AuditStore, StoredCheckpoint
@@ -157,6 +157,8 @@ class AuditLog:
         self._key = signing_key
         self._every = checkpoint_every
         self._lock = threading.Lock()
+        self._frontier = MerkleFrontier()
+        self._last_hash = GENESIS
 
     def record(self, entry: AuditEntry) -> int:
         """Append one entry; return its position."""
@@ -178,13 +180,18 @@ class AuditLog:
             return self._checkpoint_locked()
 
     def _checkpoint_locked(self) -> StoredCheckpoint:
-        _positions, _bodies, hashes = self._store.columns()
+        # Only the entries appended since the last checkpoint are read and hashed in (by
+        # this process or any other writing to the same store).
+        _positions, _bodies, fresh = self._store.columns(self._frontier.size, None)
+        for entry_hash in fresh:
+            self._frontier.add(entry_hash)
+        if fresh:
+            self._last_hash = fresh[-1]
         now = self._clock.now().astimezone(UTC)
         time = now.isoformat(timespec="microseconds").replace("+00:00", "Z")
-        root = merkle_root(hashes)
-        last = hashes[-1] if hashes else GENESIS
-        signature = self._key.sign(checkpoint_statement(len(hashes), root, last, time))
-        cp = StoredCheckpoint(len(hashes), root, last, now, signature)
+        size, root, last = self._frontier.size, self._frontier.root(), self._last_hash
+        signature = self._key.sign(checkpoint_statement(size, root, last, time))
+        cp = StoredCheckpoint(size, root, last, now, signature)
         self._store.add_checkpoint(cp)
         return cp
 

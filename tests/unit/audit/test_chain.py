@@ -252,3 +252,29 @@ def test_the_parallel_check_agrees_with_the_serial_one(monkeypatch, bad):
     columns = ([r.position for r in rows], [r.body for r in rows], [r.entry_hash for r in rows])
     assert parallel.parallel_first_broken_link(*columns, workers=2) == bad
     assert parallel.parallel_first_broken_link(*columns, workers=3) == bad
+
+
+@given(st.lists(st.binary(max_size=8), max_size=70))
+def test_the_frontier_tree_head_equals_the_full_computation(leaves):
+    from custodes.audit.merkle import MerkleFrontier
+
+    frontier = MerkleFrontier()
+    for leaf in leaves:
+        frontier.add(leaf)
+    assert frontier.root() == merkle_root(leaves) and frontier.size == len(leaves)
+
+
+def test_every_checkpoint_root_is_the_root_of_its_prefix_also_with_two_writers():
+    store = MemoryAuditStore()
+    one = AuditLog(store, StepClock(), KEY, checkpoint_every=7)
+    two = AuditLog(store, StepClock(), KEY, checkpoint_every=0)
+    for k, entry in enumerate(entries(30)):
+        (one if k % 3 else two).record(entry)
+        if k == 20:
+            two.checkpoint()
+    hashes = [e.entry_hash for e in store.entries]
+    sizes = [cp.size for cp in store.checkpoints()]
+    assert 21 in sizes and len(sizes) >= 3  # the periodic ones fall on the first writer's turns
+    for cp in store.checkpoints():
+        assert cp.root == merkle_root(hashes[: cp.size]) and cp.last_hash == hashes[cp.size - 1]
+    assert one.verify(PUBLIC).ok

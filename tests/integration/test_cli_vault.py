@@ -40,6 +40,10 @@ def test_rotate_verify_tamper_export(tmp_path: Path) -> None:
     report = json.loads(verified.stdout.splitlines()[-1])
     assert report["ok"] and report["entries"] == 4 and report["checkpoints"] == 2
 
+    review = custodes("audit", "review", "--json", data_dir=tmp_path)
+    queued = json.loads(review.stdout.splitlines()[-1])["review"]
+    assert [q["position"] for q in queued] == [3, 2, 1, 0]  # every rotation, newest first
+
     exported = custodes("audit", "export", "--format", "fhir", data_dir=tmp_path)
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert [r["id"] for r in lines] == ["audit-0", "audit-1", "audit-2", "audit-3"]

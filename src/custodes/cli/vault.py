@@ -109,6 +109,30 @@ def audit_verify(
         raise typer.Exit(1)
 
 
+@audit_app.command("review")
+def audit_review(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Entries to show, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Entries queued for a privacy officer's review: break-the-glass, administrator acts."""
+    rows = [(row.position, AuditEntry.from_body(row.body)) for row in _custodes().audit_store.read()]
+    queued = [(p, e) for p, e in reversed(rows) if e.review][:limit]
+    if as_json:
+        _print_json({"review": [
+            {"position": p, "time": e.time.isoformat(), "actor": e.actor, "role": e.role,
+             "action": str(e.action), "allowed": e.allowed, "patient_id": e.patient_id,
+             "break_the_glass": e.break_the_glass, "reason": e.reason}
+            for p, e in queued
+        ]})  # fmt: skip
+        return
+    table = Table("position", "time", "actor", "action", "patient", "why", title="queued for review")
+    for p, e in queued:
+        why = f"break-the-glass: {e.reason}" if e.break_the_glass else (e.role or "")
+        table.add_row(str(p), e.time.isoformat(timespec="seconds"), e.actor, str(e.action),
+                      e.patient_id or "", why)  # fmt: skip
+    out.print(table)
+
+
 @audit_app.command("export")
 def audit_export(
     fmt: Annotated[str, typer.Option("--format", help="Export format: fhir (AuditEvent NDJSON).")] = "fhir",

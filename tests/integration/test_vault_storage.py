@@ -125,3 +125,19 @@ def test_verify_in_spans_across_processes(engine, monkeypatch, tamper):
     for workers in (1, 2, 3):
         report = log.verify(KEY.public_key(), workers=workers)
         assert not report.ok and report.first_bad == bad, workers
+
+
+def test_two_writers_creating_one_scope_key_agree_on_it(engine):
+    ring, store = LocalKeyring.generate(), SqlScopeKeyStore(engine)
+    first = EnvelopeCipher(ring, store)
+    ref = RecordRef("o1", "Observation", 1, Tier.STANDARD, patient_id="p1")
+    sealed = first.seal(ref, b"one")
+
+    class Late(SqlScopeKeyStore):  # looked before the first writer's insert landed
+        def get(self, scope_id):
+            return None
+
+    second = EnvelopeCipher(ring, Late(engine))
+    other = RecordRef("o2", "Observation", 1, Tier.STANDARD, patient_id="p1")
+    sealed_other = second.seal(other, b"two")
+    assert first.open(ref, sealed) == b"one" and first.open(other, sealed_other) == b"two"

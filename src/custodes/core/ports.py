@@ -200,7 +200,16 @@ class ScopeKeyStore(Protocol):
     def get(self, scope_id: str) -> ScopeKeyRecord | None: ...
 
     def put(self, record: ScopeKeyRecord) -> None:
-        """Insert or replace the record of the same ``scope_id``."""
+        """Replace the record of the same ``scope_id`` (rewrapping), or insert it."""
+        ...
+
+    def add_new(self, record: ScopeKeyRecord) -> ScopeKeyRecord:
+        """Insert ``record`` unless its scope already has one; return the stored one.
+
+        Two writers creating the same scope key at once must agree on one key: the
+        loser gets the winner's, never overwrites it (that would orphan what the winner
+        already sealed).
+        """
         ...
 
     def all(self) -> list[ScopeKeyRecord]: ...

@@ -118,6 +118,10 @@ class MemoryScopeKeyStore:
         with self._lock:
             self._records[record.scope_id] = record
 
+    def add_new(self, record: ScopeKeyRecord) -> ScopeKeyRecord:
+        with self._lock:
+            return self._records.setdefault(record.scope_id, record)
+
     def all(self) -> list[ScopeKeyRecord]:
         return sorted(self._records.values(), key=lambda r: r.scope_id)
 
@@ -168,7 +172,6 @@ class EnvelopeCipher:
         self._keys = keys
         self._scope_keys = scope_keys
         self._random = random
-        self._lock = threading.Lock()
 
     @staticmethod
     def _scope_context(record: ScopeKeyRecord | str) -> bytes:
@@ -181,15 +184,13 @@ class EnvelopeCipher:
         if stored is None:
             if not create:
                 raise Undecryptable()
-            with self._lock:
-                stored = self._scope_keys.get(scope_id)
-                if stored is None:
-                    key = self._random(KEY_BYTES)
-                    scope = SCOPE_OF_TIER[ref.tier]
-                    patient = None if scope is KeyScope.TENANT else ref.patient_id
-                    wrapped = self._keys.wrap(key, self._scope_context(scope_id))
-                    self._scope_keys.put(ScopeKeyRecord(scope_id, str(scope), patient, wrapped))
-                    return key
+            key = self._random(KEY_BYTES)
+            scope = SCOPE_OF_TIER[ref.tier]
+            patient = None if scope is KeyScope.TENANT else ref.patient_id
+            wrapped = self._keys.wrap(key, self._scope_context(scope_id))
+            stored = self._scope_keys.add_new(ScopeKeyRecord(scope_id, str(scope), patient, wrapped))
+            if stored.wrapped == wrapped:
+                return key
         try:
             return self._keys.unwrap(stored.wrapped, self._scope_context(stored))
         except ValueError:

@@ -133,6 +133,24 @@ class SqlScopeKeyStore:
             if not updated:
                 conn.execute(key_scopes.insert().values(scope_id=record.scope_id, **values))
 
+    def add_new(self, record: ScopeKeyRecord) -> ScopeKeyRecord:
+        insert = key_scopes.insert().values(
+            scope_id=record.scope_id, scope=record.scope, patient_id=record.patient_id,
+            kek_version=record.wrapped.version, wrapped=record.wrapped.blob,
+        )  # fmt: skip
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert)
+        except sa.exc.IntegrityError:  # another writer made this scope's key first
+            query = sa.select(key_scopes).where(key_scopes.c.scope_id == record.scope_id)
+            with self._engine.connect() as conn:
+                row = conn.execute(query).first()
+            if row is not None:
+                return self._record(row)
+            with self._engine.begin() as conn:  # erased in between: ours stands
+                conn.execute(insert)
+        return record
+
     def all(self) -> list[ScopeKeyRecord]:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(key_scopes).order_by(key_scopes.c.scope_id)).all()

@@ -169,3 +169,23 @@ def test_blind_index_depends_on_secret_and_purpose():
         one.value("ssn", "12")
     with pytest.raises(InputFormatError):
         one.value("dob", "2000-01-01")
+
+
+class RacingStore(MemoryScopeKeyStore):
+    """Two writers that both looked before either wrote: ``get`` sees nothing."""
+
+    blind = True
+
+    def get(self, scope_id):
+        return None if self.blind else super().get(scope_id)
+
+
+def test_two_writers_creating_one_scope_key_agree_on_it():
+    ring, store = LocalKeyring.generate(), RacingStore()
+    first, second = EnvelopeCipher(ring, store), EnvelopeCipher(ring, store)
+    sealed_first = first.seal(OBS, b"one")
+    sealed_second = second.seal(replace(OBS, record_id="obs-2"), b"two")
+    store.blind = False
+    assert first.open(OBS, sealed_first) == b"one"
+    assert first.open(replace(OBS, record_id="obs-2"), sealed_second) == b"two"
+    assert len(store.all()) == 1

@@ -42,6 +42,7 @@ integration: $(STAMP) $(CHROMIUM)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest_rate.py
 	$(BIN)/python benchmarks/identity_speed.py
+	$(BIN)/python benchmarks/audit_verify.py
 
 ## Re-resolve the lock file after changing dependencies in pyproject.toml.
 lock:

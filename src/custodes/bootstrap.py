@@ -20,10 +20,12 @@ from pathlib import Path
 import orjson
 import platformdirs
 import polars as pl
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
 
+from custodes.audit import AuditLog
 from custodes.core.clock import Clock, SystemClock
 from custodes.core.errors import ConfigurationError
 from custodes.core.responses import ResponseRun
@@ -38,6 +40,8 @@ from custodes.identity.sessions import SessionTimeouts
 from custodes.ingest.context_service import ContextReport, ingest_context_files
 from custodes.ingest.csv_access import CsvMapping
 from custodes.ingest.service import IngestReport, Progress, ingest_event_files
+from custodes.keys import EnvelopeCipher, LocalKeyring
+from custodes.keys.keyfile import read_or_create
 from custodes.respond.actions import (
     ActionRegistry,
     EmailAction,
@@ -57,6 +61,7 @@ from custodes.storage.sql_context import QuarantineStore, SqlContextStore, SqlIn
 from custodes.storage.sql_events import SqlEventStore
 from custodes.storage.sql_identity import SqlIdentityStore
 from custodes.storage.sql_responses import SqlResponseRuns
+from custodes.storage.sql_vault import SqlAuditStore, SqlScopeKeyStore
 
 EVENT_STORES = ("archive", "database")
 
@@ -127,6 +132,10 @@ class Settings(BaseSettings):
     webauthn_rp_id: str = Field(default="localhost", description="The passkeys' domain.")
     webauthn_origins: tuple[str, ...] = Field(
         default=("http://localhost:8000",), description="Origins allowed to use passkeys."
+    )
+    # The record vault: keys and the audit log (docs/vault.md).
+    audit_checkpoint_every: int = Field(
+        default=1000, ge=1, description="Sign a checkpoint of the audit log every N entries."
     )
     cookie_secure: bool = Field(
         default=True, description="Mark the session cookie Secure (browsers allow it on localhost)."
@@ -264,18 +273,44 @@ class Custodes:
             except (binascii.Error, ValueError) as err:
                 raise ConfigurationError("CUSTODES_IDENTITY_KEY is not base64") from err
         else:
-            path = self.data_dir / "identity.key"
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                key = path.read_bytes()
-            else:
-                key = os.urandom(KEY_BYTES)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(key)
+            key = read_or_create(self.data_dir / "identity.key", lambda: os.urandom(KEY_BYTES))
         if len(key) != KEY_BYTES:
             raise ConfigurationError(f"the identity key must be {KEY_BYTES} bytes")
         return key
+
+    @cached_property
+    def keyring(self) -> LocalKeyring:
+        """The local keyring: DATA_DIR/keyring.json, made 0600 on first use."""
+        return LocalKeyring.open_file(self.data_dir / "keyring.json")
+
+    @cached_property
+    def envelope(self) -> EnvelopeCipher:
+        """Envelope encryption over the keyring, scope keys in the relational store."""
+        return EnvelopeCipher(self.keyring, SqlScopeKeyStore(self.ready_engine()))
+
+    def audit_signing_key(self) -> Ed25519PrivateKey:
+        """The audit log's Ed25519 key: DATA_DIR/audit-signing.key, made 0600 on first use."""
+        raw = read_or_create(
+            self.data_dir / "audit-signing.key",
+            lambda: Ed25519PrivateKey.generate().private_bytes_raw(),
+        )
+        try:
+            return Ed25519PrivateKey.from_private_bytes(raw)
+        except ValueError as err:
+            raise ConfigurationError("the audit signing key file is damaged") from err
+
+    @cached_property
+    def audit_store(self) -> SqlAuditStore:
+        return SqlAuditStore(self.ready_engine())
+
+    @cached_property
+    def audit_log(self) -> AuditLog:
+        return AuditLog(
+            self.audit_store,
+            self.clock,
+            self.audit_signing_key(),
+            checkpoint_every=self.settings.audit_checkpoint_every,
+        )
 
     @cached_property
     def signin_bus(self) -> BackgroundBus:

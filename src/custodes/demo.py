@@ -4,7 +4,9 @@ It builds a fresh data directory, simulates a small hospital for a week (staff,
 patients, encounters, care teams, and access logs with labelled misuse), ingests its
 context and its EHR audit log, shows that damaged lines are quarantined rather than
 lost and that nothing is stored twice, imports the Synthea sample to show real FHIR
-exports read the same way, and queries the archive. Later capabilities add their step.
+exports read the same way, and queries the archive. Later capabilities add their step:
+detection, signing in, and the record vault (a sealed record, three policy decisions,
+the audit chain verified, and a tampered copy caught at the entry that was edited).
 """
 
 from __future__ import annotations
@@ -205,6 +207,7 @@ def run_demo(data_dir: Path | None, *, seed: int = 7, console: Console | None = 
     scored = _detect_step(hospital, root, console)
     _case_queue_step(custodes, *scored, console)
     _sign_in_step(custodes, root, console)
+    _vault_step(custodes, console)
     console.print(
         "Next: `custodes simulate --preset hospital --out DIR` for a month of a larger hospital, "
         "`custodes ingest events FILE` for your own logs (--mapping epic for Epic exports), "
@@ -354,5 +357,71 @@ def _sign_in_step(custodes: Custodes, root: Path, console: Console) -> None:
     console.print(
         "   Passkeys (Touch ID, Windows Hello, Android) after signing in: "
         "http://localhost:8000/auth/passkeys",
+        highlight=False,
+    )
+
+
+# -- The record vault: envelope encryption, access policy, the audit chain -----------------
+def _vault_step(custodes: Custodes, console: Console) -> None:
+    """Seal a record, decide three accesses, audit them, sign, verify, then tamper a copy."""
+    from dataclasses import replace as _replace
+    from datetime import timedelta
+
+    from custodes.access import AccessRequest, BreakGlass, decide
+    from custodes.audit import AuditEntry, AuditLog, MemoryAuditStore
+    from custodes.core.accounts import Role
+    from custodes.core.events import Action
+    from custodes.keys import RecordRef, Tier
+
+    now = custodes.clock.now()
+    ref = RecordRef("obs-demo-1", "Observation", 1, Tier.STANDARD, patient_id="demo-patient")
+    sealed = custodes.envelope.seal(ref, b'{"resourceType":"Observation","status":"final"}')
+    glass = BreakGlass("patient unconscious in the ED, no chart available", now, now + timedelta(hours=1))
+    requests = [
+        AccessRequest("dr-ames", Role.CLINICIAN, Action.READ, "Observation", now,
+                      patient_id="demo-patient", care_relationship=True),
+        AccessRequest("fd-bell", Role.FRONT_DESK, Action.READ, "Observation", now,
+                      patient_id="demo-patient"),
+        AccessRequest("dr-cole", Role.CLINICIAN, Action.READ, "Observation", now,
+                      patient_id="demo-patient", break_glass=glass),
+    ]  # fmt: skip
+    console.print(
+        f"The record vault: a record sealed under its own data key (AES-256-GCM), wrapped by the "
+        f"patient's key, wrapped by keyring v{custodes.keyring.current_version()}; three staff "
+        "ask to read it, and the policy decides:"
+    )
+    log = custodes.audit_log
+    log.record(AuditEntry(now, "demo", Action.CREATE, role="administrator", patient_id="demo-patient",
+                          resource_type="Observation", resource_id=ref.record_id, review=True))  # fmt: skip
+    for request in requests:
+        decision = decide(request)
+        if decision.allowed:
+            custodes.envelope.open(ref, sealed)
+        log.record(AuditEntry(
+            now, request.user_id, request.action, allowed=decision.allowed, role=str(request.role),
+            patient_id=request.patient_id, resource_type=request.resource_type,
+            resource_id=ref.record_id, break_the_glass=request.break_glass is not None,
+            reason=request.break_glass.reason if request.break_glass else None,
+            review="review-queue" in decision.obligations,
+        ))  # fmt: skip
+        console.print(f"   {request.user_id} ({request.role}) reads the record: "
+                      f"{decision.effect}: {'; '.join(decision.reasons)}", highlight=False)  # fmt: skip
+    log.checkpoint()
+    public = custodes.audit_signing_key().public_key()
+    report = log.verify(public)
+    console.print(
+        f"   Every decision is in the hash-chained audit log, signed (Ed25519) at a checkpoint. "
+        f"`custodes audit verify`: {'verifies' if report.ok else 'FAILS'} ({report.entries} "
+        f"entries, {report.checkpoints} signed checkpoint)"
+    )
+    store = custodes.audit_store
+    copy = MemoryAuditStore(store.read(), store.checkpoints())
+    victim = copy.entries[2]
+    copy.entries[2] = _replace(victim, body=victim.body.replace(b'"allowed":false', b'"allowed":true'))
+    tampered = AuditLog(copy, custodes.clock, custodes.audit_signing_key()).verify(public)
+    console.print(
+        f"   A copy with entry 2 edited (the denial turned into an allowed read): "
+        f"{'verifies' if tampered.ok else 'does not verify'} at position {tampered.first_bad}: "
+        f"{tampered.problem}",
         highlight=False,
     )

@@ -160,6 +160,9 @@ def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
     assert listed.returncode == 0 and json.loads(listed.stdout.splitlines()[-1])["cases"]
     assert (tmp_path / "demo" / "archive" / "access").is_dir()
     assert "Signing in" in result.stdout and "/auth/login" in result.stdout
+    vault = " ".join(result.stdout.split())  # Rich wraps lines
+    assert "`custodes audit verify`: verifies (4 entries, 1 signed checkpoint)" in vault
+    assert "does not verify at position 2" in vault
     assert (tmp_path / "demo" / "demo-accounts.json").stat().st_mode & 0o777 == 0o600
     refused = custodes("demo", "--data-dir", str(EVENTS), data_dir=tmp_path)  # not a demo folder
     assert refused.returncode == 1 and "is not a demo directory" in refused.stderr

@@ -26,6 +26,7 @@ from custodes.bootstrap import Custodes, Settings
 from custodes.cli import cases as _cases
 from custodes.cli import evaluate as _evaluate
 from custodes.cli import users as _users
+from custodes.cli import vault as _vault
 from custodes.core.errors import CustodesError, InputFormatError
 
 app = typer.Typer(
@@ -59,6 +60,7 @@ def _custodes() -> Custodes:
 
 _users.register(app, _custodes)
 _cases.register(app, _custodes)
+_vault.register(app, _custodes)
 
 
 def _version(value: bool) -> None:
@@ -293,7 +295,8 @@ def detect(
         list[Path], typer.Option("--events", help="Access log(s): FHIR AuditEvent NDJSON or CSV.")
     ],
     context: Annotated[
-        Path, typer.Option("--context", help="Folder of context files (staff, patients, encounters).")
+        Path,
+        typer.Option("--context", help="Folder of context files (staff, patients, encounters)."),
     ],
     scores_out: Annotated[
         Path, typer.Option("--scores-out", help="Where to write event_id,score,explained,reasons.")
@@ -318,7 +321,10 @@ def detect(
     threshold: Annotated[
         float | None,
         typer.Option(
-            "--threshold", min=0, max=100, help="Score that counts as an alert (overrides --budget)."
+            "--threshold",
+            min=0,
+            max=100,
+            help="Score that counts as an alert (overrides --budget).",
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=0, help="Alerts to show.")] = 10,
@@ -388,8 +394,9 @@ def detect(
         ["score", "event_id"], descending=[True, False]
     )
     for row in alerts.head(top).iter_rows(named=True):
-        table.add_row(f"{row['score']:.0f}", row["event_id"], str(row["explained"]).lower(),
-                      row["reasons"])
+        table.add_row(
+            f"{row['score']:.0f}", row["event_id"], str(row["explained"]).lower(), row["reasons"]
+        )
     out.print(table)
     out.print(
         f"scored {summary['scored']:,} accesses (trained on {summary['trained_on']:,}); "

@@ -220,3 +220,128 @@ class ResponseRunStore(Protocol):
     def latest_of_all(self) -> list[ResponseRun]:
         """The most recent run of every step."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKey:
+    """A key sealed by a key-encryption key: which version sealed it, and the blob."""
+
+    version: int
+    blob: bytes
+
+
+class KeyService(Protocol):
+    """A key-encryption service: the local keyring, or an external KMS (Vault transit).
+
+    Raw key-encryption keys never leave it; callers hand it keys to wrap and unwrap.
+    ``context`` is bound to the wrapped key (associated data): a wrapped key presented
+    with another context does not unwrap.
+    """
+
+    def current_version(self) -> int: ...
+
+    def versions(self) -> list[int]:
+        """Every version that can still unwrap, oldest first."""
+        ...
+
+    def wrap(self, key: bytes, context: bytes) -> WrappedKey: ...
+
+    def unwrap(self, wrapped: WrappedKey, context: bytes) -> bytes:
+        """The key; raise ``ValueError`` (never a hint why) when it does not unwrap."""
+        ...
+
+    def add_version(self) -> int:
+        """Make a new current version; older ones still unwrap until retired."""
+        ...
+
+    def retire(self, version: int) -> None:
+        """Destroy a version that is not current; what it wrapped no longer unwraps."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeKeyRecord:
+    """A scope key (tenant, patient or record), wrapped by the key service.
+
+    ``patient_id`` names the patient whose erasure destroys it (None for tenant keys).
+    """
+
+    scope_id: str
+    scope: str
+    patient_id: str | None
+    wrapped: WrappedKey
+
+
+class ScopeKeyStore(Protocol):
+    """Where wrapped scope keys are kept. ``delete_patient`` removes every copy."""
+
+    def get(self, scope_id: str) -> ScopeKeyRecord | None: ...
+
+    def put(self, record: ScopeKeyRecord) -> None:
+        """Replace the record of the same ``scope_id`` (rewrapping), or insert it."""
+        ...
+
+    def add_new(self, record: ScopeKeyRecord) -> ScopeKeyRecord:
+        """Insert ``record`` unless its scope already has one; return the stored one.
+
+        Two writers creating the same scope key at once must agree on one key: the
+        loser gets the winner's, never overwrites it (that would orphan what the winner
+        already sealed).
+        """
+        ...
+
+    def all(self) -> list[ScopeKeyRecord]: ...
+
+    def count_by_version(self) -> dict[int, int]: ...
+
+    def delete_patient(self, patient_id: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAuditEntry:
+    """One link of the audit chain as stored: its position, canonical body and hash."""
+
+    position: int
+    body: bytes
+    entry_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A signed statement of the log's size, Merkle root and last hash."""
+
+    size: int
+    root: bytes
+    last_hash: bytes
+    time: datetime
+    signature: bytes
+
+
+class AuditStore(Protocol):
+    """An append-only audit log. Entries are never updated or deleted through it."""
+
+    def append(self, entries: Sequence[StoredAuditEntry]) -> None: ...
+
+    def last(self) -> StoredAuditEntry | None: ...
+
+    def count(self) -> int: ...
+
+    def read(self, start: int = 0, stop: int | None = None) -> list[StoredAuditEntry]:
+        """Entries with ``start <= position < stop``, in position order."""
+        ...
+
+    def columns(
+        self, start: int = 0, stop: int | None = None
+    ) -> tuple[list[int], list[bytes], list[bytes]]:
+        """Entries with ``start <= position < stop`` as three columns (positions, bodies,
+        hashes), for bulk checks. Safe to call in a process forked from the one that
+        made the store (each span of a parallel check reads its own)."""
+        ...
+
+    def position_bound(self) -> int:
+        """One more than the largest position stored (0 when empty)."""
+        ...
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None: ...
+
+    def checkpoints(self) -> list[StoredCheckpoint]: ...

@@ -284,3 +284,34 @@ response_runs = sa.Table(
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("undo_after_seconds", sa.Float),
 )
+
+# --- the record vault: audit log and keys (docs/vault.md) ------------------------------------
+
+audit_entries = sa.Table(
+    "audit_entries",
+    metadata,
+    # Append-only: a trigger refuses UPDATE and DELETE (migration 0004).
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("body", sa.LargeBinary, nullable=False, comment="PHI: patient ids, BTG reasons"),
+    sa.Column("entry_hash", sa.LargeBinary(32), nullable=False),
+)
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("last_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("signature", sa.LargeBinary(64), nullable=False),
+)
+
+key_scopes = sa.Table(
+    "key_scopes",
+    metadata,
+    sa.Column("scope_id", sa.String(500), primary_key=True),
+    sa.Column("scope", sa.String(20), nullable=False),
+    sa.Column("patient_id", sa.String(200), index=True),
+    sa.Column("kek_version", sa.Integer, nullable=False, index=True),
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),
+)

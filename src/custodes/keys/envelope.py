@@ -1,0 +1,261 @@
+"""Envelope encryption of records: the recipe, so no caller touches a nonce or a key.
+
+Three layers:
+
+1. every record gets a fresh 256-bit **data key**; the record is sealed with it
+   (AES-256-GCM, random 96-bit nonce);
+2. the data key is wrapped by a **scope key** chosen by the record's tier: the tenant's
+   key, the patient's key, or a key of its own for the most sensitive records;
+3. scope keys are wrapped by the **key-encryption key** of the ``KeyService`` (the
+   local keyring, or an external KMS).
+
+The associated data of both the record and its wrapped data key is the record's
+binding (id, type, version, tier): a ciphertext moved to another row does not open.
+Rotating the KEK rewraps the scope keys only; data and data keys are not touched.
+Erasing a patient deletes the patient's scope keys: every record of theirs becomes
+unreadable, by anyone, for good (crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from custodes.core.ports import KeyService, ScopeKeyRecord, ScopeKeyStore
+from custodes.keys.errors import Undecryptable
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+_FORMAT = b"\x01"
+
+
+class Tier(StrEnum):
+    """How sensitive a record is; the tier chooses the key scope (docs/vault.md)."""
+
+    ORGANISATIONAL = "organisational"  # no PHI: Organization, Practitioner, Location
+    STANDARD = "standard"  # ordinary PHI
+    SENSITIVE = "sensitive"  # HIV, 42 CFR Part 2, mental health, reproductive, genetics
+
+
+class KeyScope(StrEnum):
+    TENANT = "tenant"
+    PATIENT = "patient"
+    RECORD = "record"
+
+
+SCOPE_OF_TIER = {
+    Tier.ORGANISATIONAL: KeyScope.TENANT,
+    Tier.STANDARD: KeyScope.PATIENT,
+    Tier.SENSITIVE: KeyScope.RECORD,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """What a sealed record is bound to. Change any field and it no longer opens."""
+
+    record_id: str
+    resource_type: str
+    version: int
+    tier: Tier
+    patient_id: str | None = None
+    tenant: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.tier is not Tier.ORGANISATIONAL and not self.patient_id:
+            raise ValueError("a record holding PHI needs its patient_id")
+        for part in (self.record_id, self.resource_type, self.tenant, self.patient_id or ""):
+            if "\x1f" in part:
+                raise ValueError("identifiers may not contain the unit separator")
+
+    def associated_data(self) -> bytes:
+        return "\x1f".join(
+            ("custodes-record-v1", self.tenant, self.resource_type, self.record_id,
+             str(self.version), str(self.tier), self.patient_id or "")
+        ).encode()  # fmt: skip
+
+    def scope_id(self) -> str:
+        scope = SCOPE_OF_TIER[self.tier]
+        if scope is KeyScope.TENANT:
+            return f"tenant:{self.tenant}"
+        if scope is KeyScope.PATIENT:
+            return f"patient:{self.tenant}:{self.patient_id}"
+        return f"record:{self.tenant}:{self.resource_type}/{self.record_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    """What the store keeps for a record: the sealed data, its wrapped data key, the scope."""
+
+    scope_id: str
+    wrapped_data_key: bytes
+    ciphertext: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RotationProgress:
+    done: int
+    total: int
+
+
+class MemoryScopeKeyStore:
+    """The in-memory ``ScopeKeyStore``, for tests and dry runs."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, ScopeKeyRecord] = {}
+        self._lock = threading.Lock()
+
+    def get(self, scope_id: str) -> ScopeKeyRecord | None:
+        return self._records.get(scope_id)
+
+    def put(self, record: ScopeKeyRecord) -> None:
+        with self._lock:
+            self._records[record.scope_id] = record
+
+    def add_new(self, record: ScopeKeyRecord) -> ScopeKeyRecord:
+        with self._lock:
+            return self._records.setdefault(record.scope_id, record)
+
+    def all(self) -> list[ScopeKeyRecord]:
+        return sorted(self._records.values(), key=lambda r: r.scope_id)
+
+    def count_by_version(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for record in self._records.values():
+            counts[record.wrapped.version] = counts.get(record.wrapped.version, 0) + 1
+        return counts
+
+    def delete_patient(self, patient_id: str) -> int:
+        with self._lock:
+            doomed = [k for k, r in self._records.items() if r.patient_id == patient_id]
+            for key in doomed:
+                del self._records[key]
+        return len(doomed)
+
+
+def _seal(key: bytes, plaintext: bytes, aad: bytes, random: Callable[[int], bytes]) -> bytes:
+    nonce = random(NONCE_BYTES)
+    return _FORMAT + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def _open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+    if len(sealed) < 1 + NONCE_BYTES + 16 or sealed[:1] != _FORMAT:
+        raise Undecryptable()
+    try:
+        return AESGCM(key).decrypt(sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :], aad)
+    except InvalidTag:
+        raise Undecryptable() from None
+
+
+class EnvelopeCipher:
+    """Seal and open records; rotate the KEK; shred a patient.
+
+    >>> from custodes.keys.keyring import LocalKeyring
+    >>> cipher = EnvelopeCipher(LocalKeyring.generate(), MemoryScopeKeyStore())
+    >>> ref = RecordRef("obs-1", "Observation", 1, Tier.STANDARD, patient_id="p1")
+    >>> cipher.open(ref, cipher.seal(ref, b'{"status":"final"}'))
+    b'{"status":"final"}'
+    """
+
+    def __init__(
+        self,
+        keys: KeyService,
+        scope_keys: ScopeKeyStore,
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self._keys = keys
+        self._scope_keys = scope_keys
+        self._random = random
+
+    @staticmethod
+    def _scope_context(record: ScopeKeyRecord | str) -> bytes:
+        scope_id = record if isinstance(record, str) else record.scope_id
+        return b"custodes-scope-key-v1\x1f" + scope_id.encode()
+
+    def _scope_key(self, ref: RecordRef, create: bool) -> bytes:
+        scope_id = ref.scope_id()
+        stored = self._scope_keys.get(scope_id)
+        if stored is None:
+            if not create:
+                raise Undecryptable()
+            key = self._random(KEY_BYTES)
+            scope = SCOPE_OF_TIER[ref.tier]
+            patient = None if scope is KeyScope.TENANT else ref.patient_id
+            wrapped = self._keys.wrap(key, self._scope_context(scope_id))
+            stored = self._scope_keys.add_new(ScopeKeyRecord(scope_id, str(scope), patient, wrapped))
+            if stored.wrapped == wrapped:
+                return key
+        try:
+            return self._keys.unwrap(stored.wrapped, self._scope_context(stored))
+        except ValueError:
+            raise Undecryptable() from None
+
+    def seal(self, ref: RecordRef, plaintext: bytes) -> SealedRecord:
+        """Seal ``plaintext`` under a fresh data key bound to ``ref``."""
+        aad = ref.associated_data()
+        data_key = self._random(KEY_BYTES)
+        ciphertext = _seal(data_key, plaintext, aad, self._random)
+        wrapped = _seal(self._scope_key(ref, create=True), data_key, aad, self._random)
+        return SealedRecord(ref.scope_id(), wrapped, ciphertext)
+
+    def open(self, ref: RecordRef, sealed: SealedRecord) -> bytes:
+        """The plaintext, or ``Undecryptable`` (always the same error, whatever went wrong)."""
+        if sealed.scope_id != ref.scope_id():
+            raise Undecryptable()
+        aad = ref.associated_data()
+        data_key = _open(self._scope_key(ref, create=False), sealed.wrapped_data_key, aad)
+        return _open(data_key, sealed.ciphertext, aad)
+
+    # --- rotation --------------------------------------------------------------------------
+
+    def rotate(self) -> Iterator[RotationProgress]:
+        """Add a KEK version, rewrap every scope key under it, retire unused versions.
+
+        A generator: it yields progress after each key, so the CLI can show a bar. The
+        data and the wrapped data keys are not touched. A rotation interrupted half-way
+        leaves everything readable (old versions retire only once nothing uses them).
+        """
+        self._keys.add_version()
+        yield from self.rewrap()
+
+    def rewrap(self) -> Iterator[RotationProgress]:
+        """Rewrap the scope keys not yet under the current version; then retire the rest."""
+        current = self._keys.current_version()
+        stale = [r for r in self._scope_keys.all() if r.wrapped.version != current]
+        yield RotationProgress(0, len(stale))
+        for done, record in enumerate(stale, start=1):
+            try:
+                key = self._keys.unwrap(record.wrapped, self._scope_context(record))
+            except ValueError:
+                raise Undecryptable() from None
+            self._scope_keys.put(replace(record, wrapped=self._keys.wrap(key, self._scope_context(record))))
+            yield RotationProgress(done, len(stale))
+        self.retire_unused()
+
+    def retire_unused(self) -> list[int]:
+        """Retire every KEK version that no scope key uses any more (never the current)."""
+        used = self._scope_keys.count_by_version()
+        current = self._keys.current_version()
+        retired = [v for v in self._keys.versions() if v != current and not used.get(v)]
+        for version in retired:
+            self._keys.retire(version)
+        return retired
+
+    def status(self) -> dict[str, object]:
+        return {
+            "current_version": self._keys.current_version(),
+            "versions": self._keys.versions(),
+            "scope_keys_by_version": {str(k): v for k, v in sorted(self._scope_keys.count_by_version().items())},
+        }
+
+    # --- erasure ---------------------------------------------------------------------------
+
+    def shred_patient(self, patient_id: str) -> int:
+        """Destroy every key of this patient's records; return how many were destroyed."""
+        return self._scope_keys.delete_patient(patient_id)

@@ -26,8 +26,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
 
 from custodes.audit import AuditLog
+from custodes.audit.recorders import AuditedResponseRuns, AuditedSignIns
 from custodes.core.clock import Clock, SystemClock
 from custodes.core.errors import ConfigurationError
+from custodes.core.events import SignInEvent
+from custodes.core.ports import SignInRecorder
 from custodes.core.responses import ResponseRun
 from custodes.correlate.alerts import alerts_from_scores
 from custodes.correlate.service import CaseBook, RecordReport
@@ -87,6 +90,17 @@ def tune_memory_allocator() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(ok)
+
+
+class EveryRecorder:
+    """Hands each sign-in event to every recorder, in order."""
+
+    def __init__(self, *recorders: SignInRecorder) -> None:
+        self.recorders = recorders
+
+    def record(self, event: SignInEvent) -> None:
+        for recorder in self.recorders:
+            recorder.record(event)
 
 
 class Settings(BaseSettings):
@@ -327,7 +341,8 @@ class Custodes:
 
     @cached_property
     def identity(self) -> IdentityService:
-        """The front door, over the relational store; sign-ins go to the event store and bus."""
+        """The front door, over the relational store; sign-ins go to the event store, the
+        bus and the audit log."""
         engine = self.ready_engine()
         if "database" in self.settings.event_stores:
             sinks = [SqlEventStore(engine)]
@@ -337,7 +352,7 @@ class Custodes:
             SqlIdentityStore(engine),
             SecretSealer(self.identity_key()),
             self.clock,
-            SignInFanOut(sinks, self.signin_bus),
+            EveryRecorder(SignInFanOut(sinks, self.signin_bus), AuditedSignIns(self.audit_log)),
             self.settings.identity_config(),
         )
 
@@ -434,9 +449,8 @@ class Custodes:
         return registry
 
     def responder(self) -> ResponseExecutor:
-        return ResponseExecutor(
-            self.response_actions(), SqlResponseRuns(self.ready_engine()), self.clock
-        )
+        runs = AuditedResponseRuns(SqlResponseRuns(self.ready_engine()), self.audit_log)
+        return ResponseExecutor(self.response_actions(), runs, self.clock)
 
     def respond(self, case_ids: Sequence[str]) -> list[ResponseRun]:
         """Plan and perform the playbooks' response to these cases."""

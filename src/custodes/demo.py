@@ -284,7 +284,7 @@ def _case_queue_step(custodes: Custodes, scores, events, context, console: Conso
         )
         reason = next((line for line in case.story if line.startswith("reason: ")), "")
         console.print(
-            f"            {textwrap.shorten(reason[8:], width=72, placeholder=' ...')}",
+            f"            {textwrap.shorten(reason[8:], width=64, placeholder=' ...')}",
             highlight=False,
             markup=False,
         )
@@ -333,7 +333,7 @@ def _sign_in_step(custodes: Custodes, root: Path, console: Console) -> None:
     code = Totp(first["totp_secret"]).code_at(datetime.now(UTC))
     who = ", ".join(f"{name} ({role})" for name, role, _ in DEMO_ACCOUNTS)
     console.print(
-        f"Signing in: two demo accounts with Argon2id passwords and TOTP ({who}); "
+        f"10. Signing in: two demo accounts with Argon2id passwords and TOTP ({who}); "
         f"passwords, TOTP secrets and recovery codes in {path.name} (mode 0600)"
     )
     console.print(f"   Start the API:  custodes --data-dir {root} serve", highlight=False)
@@ -376,7 +376,9 @@ def _vault_step(custodes: Custodes, console: Console) -> None:
     now = custodes.clock.now()
     ref = RecordRef("obs-demo-1", "Observation", 1, Tier.STANDARD, patient_id="demo-patient")
     sealed = custodes.envelope.seal(ref, b'{"resourceType":"Observation","status":"final"}')
-    glass = BreakGlass("patient unconscious in the ED, no chart available", now, now + timedelta(hours=1))
+    glass = BreakGlass(
+        "patient unconscious in the ED, no chart available", now, now + timedelta(hours=1)
+    )
     requests = [
         AccessRequest("dr-ames", Role.CLINICIAN, Action.READ, "Observation", now,
                       patient_id="demo-patient", care_relationship=True),
@@ -386,12 +388,12 @@ def _vault_step(custodes: Custodes, console: Console) -> None:
                       patient_id="demo-patient", break_glass=glass),
     ]  # fmt: skip
     console.print(
-        f"The record vault: a record sealed under its own data key (AES-256-GCM), wrapped by the "
+        f"11. The record vault: a record sealed under its own data key (AES-256-GCM), wrapped by the "
         f"patient's key, wrapped by keyring v{custodes.keyring.current_version()}; three staff "
         "ask to read it, and the policy decides:"
     )
     log = custodes.audit_log
-    log.record(AuditEntry(now, "demo", Action.CREATE, role="administrator", patient_id="demo-patient",
+    first = log.record(AuditEntry(now, "demo", Action.CREATE, role="administrator", patient_id="demo-patient",
                           resource_type="Observation", resource_id=ref.record_id, review=True))  # fmt: skip
     for request in requests:
         decision = decide(request)
@@ -416,11 +418,16 @@ def _vault_step(custodes: Custodes, console: Console) -> None:
     )
     store = custodes.audit_store
     copy = MemoryAuditStore(store.read(), store.checkpoints())
-    victim = copy.entries[2]
-    copy.entries[2] = _replace(victim, body=victim.body.replace(b'"allowed":false', b'"allowed":true'))
+    # The front desk's denial: after the record's creation and the clinician's read (the
+    # demo accounts' sign-ins came before them).
+    denied = first + 2
+    victim = copy.entries[denied]
+    copy.entries[denied] = _replace(
+        victim, body=victim.body.replace(b'"allowed":false', b'"allowed":true')
+    )
     tampered = AuditLog(copy, custodes.clock, custodes.audit_signing_key()).verify(public)
     console.print(
-        f"   A copy with entry 2 edited (the denial turned into an allowed read): "
+        f"   A copy with entry {denied} edited (the denial turned into an allowed read): "
         f"{'verifies' if tampered.ok else 'does not verify'} at position {tampered.first_bad}: "
         f"{tampered.problem}",
         highlight=False,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 from tests.integration.receivers import signed_webhook_receiver
 from tests.unit.cases.alerts_table import T0, compromised_credentials
@@ -28,8 +29,12 @@ def receiver():
 def test_a_compromised_account_is_locked_revoked_and_reported(tmp_path: Path, receiver) -> None:
     url, received = receiver
     settings = Settings(
-        data_dir=tmp_path, webhook_url=url, webhook_key=KEY, argon2_memory_kib=8,
-        argon2_time_cost=1, argon2_parallelism=1,
+        data_dir=tmp_path,
+        webhook_url=url,
+        webhook_key=KEY,
+        argon2_memory_kib=8,
+        argon2_time_cost=1,
+        argon2_parallelism=1,
     )
     clock = FixedClock(T0 + timedelta(hours=1))
     app = Custodes(settings, clock)
@@ -61,3 +66,8 @@ def test_a_compromised_account_is_locked_revoked_and_reported(tmp_path: Path, re
     (undone,) = app.undo_due()
     assert undone.action == "lock_account" and undone.status is RunStatus.UNDONE
     assert app.identity.user("mallory").locked_until is None
+    # Every run, and the lock's sign-in event, is in the hash-chained audit log.
+    kinds = [orjson.loads(row.body)["detail"].get("kind") for row in app.audit_store.read()]
+    assert "response.lock_account" in kinds and "response.webhook" in kinds
+    assert "signin.lockout" in kinds
+    assert app.audit_log.verify(app.audit_signing_key().public_key()).ok

@@ -315,8 +315,18 @@ class IdentityService:
         ):
             self.sessions.revoke_all(user.name)
             self._emit(SignInKind.LOCKOUT, Outcome.SUCCESS, name, source_ip=source_ip)
-        self._emit(SignInKind.LOGIN, Outcome.MINOR_FAILURE, name, source_ip=source_ip)
+        self._emit(
+            SignInKind.LOGIN, Outcome.MINOR_FAILURE, self._who(name, user), source_ip=source_ip
+        )
         raise InvalidCredentials()
+
+    def _who(self, name: str, user: UserAccount | None) -> str:
+        """The name to record for an attempt: an account's name, or a keyed digest of what
+        was typed when no account has it (people type passwords into the name field).
+        The same typed name always gives the same digest, so a spray is still visible."""
+        if user is not None:
+            return user.name
+        return "unknown:" + self.sealer.digest("signin-name:" + name)[:16]
 
     def logout(self, session_id: str) -> None:
         try:

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from custodes.core.accounts import AccountKind
+from custodes.core.events import Outcome
 from custodes.identity.errors import (
     INVALID_CREDENTIALS,
     AccountError,
@@ -233,3 +234,18 @@ def test_events_never_carry_secrets(door):
     text = repr(door.recorder.events)
     for secret in (PASSWORD, issued.session_id, door.secrets["alice"]):
         assert secret not in text
+
+
+def test_a_name_no_account_has_is_recorded_as_a_keyed_digest(door):
+    door.person()
+    typed = "Tr0ub4dor&3-typed-into-the-name-field"
+    for _ in range(2):
+        with pytest.raises(InvalidCredentials):
+            door.service.login(typed, PASSWORD, door.code(), "10.0.0.1")
+    with pytest.raises(InvalidCredentials):
+        door.service.login("alice", "not the password", door.code(), "10.0.0.1")
+    failures = [e for e in door.recorder.events if e.outcome is Outcome.MINOR_FAILURE]
+    unknown, again, alice = (e.user_id for e in failures)
+    assert typed.lower() not in repr(door.recorder.events)
+    assert unknown.startswith("unknown:") and unknown == again  # a spray stays visible
+    assert alice == "alice"

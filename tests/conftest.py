@@ -73,6 +73,21 @@ def postgres_url() -> Iterator[str]:
         engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def engine(request, tmp_path: Path):
+    """A migrated store: embedded SQLite, and the real PostgreSQL (an integration test)."""
+    from custodes.storage.database import create_engine, upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'custodes.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
 def nats_url() -> str:
     require_service("NATS", *_host_port(NATS_URL, 4222))

@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
-import pytest
 import sqlalchemy as sa
 
 from custodes.core.entities import (
@@ -19,22 +18,10 @@ from custodes.core.entities import (
 )
 from custodes.core.events import ACCESS_EVENT_SCHEMA, SIGNIN_EVENT_SCHEMA
 from custodes.core.quarantine import QuarantinedRecord
-from custodes.storage.database import create_engine, current_revision, head_revision, upgrade
+from custodes.storage.database import current_revision, head_revision, upgrade
 from custodes.storage.schema import access_events, encounters, patients, quarantine, staff
 from custodes.storage.sql_context import QuarantineStore, SqlContextStore
 from custodes.storage.sql_events import SqlEventStore
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def engine(request, tmp_path: Path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'custodes.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _access(ids: list[str]) -> pl.DataFrame:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +11,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from custodes.audit import AuditEntry, AuditLog
 from custodes.core.events import Action
 from custodes.keys import EnvelopeCipher, LocalKeyring, RecordRef, Tier, Undecryptable
-from custodes.storage.database import create_engine, upgrade
 from custodes.storage.sql_vault import SqlAuditStore, SqlScopeKeyStore
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -22,18 +20,6 @@ KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 class Clock:
     def now(self) -> datetime:
         return T0
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def engine(request, tmp_path: Path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'custodes.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _log(engine, n: int) -> tuple[SqlAuditStore, AuditLog]:

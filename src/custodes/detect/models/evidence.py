@@ -329,15 +329,6 @@ class EvidenceScorer(Detector):
     def decision_function(self, features: pl.DataFrame) -> np.ndarray:
         return self.score_matrix(self.evidence_matrix(features))
 
-    def score_and_reason_keys(self, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """The scores, and for each access a small integer naming its top terms.
-
-        ``reason_terms(key)`` turns a key back into term indices, largest first. Reasons
-        are built once per distinct key (there are few), not once per access.
-        """
-        matrix = self.evidence_matrix(features)
-        return self.score_matrix(matrix), self.reason_keys(matrix)
-
     def evidence_matrix(self, features: pl.DataFrame) -> np.ndarray:
         """The terms of every access as a float matrix, one column per term."""
         return self.evidence(features).to_numpy()
@@ -347,9 +338,11 @@ class EvidenceScorer(Detector):
         return 100.0 * (1.0 - np.exp(-matrix.sum(axis=1) / self.scale))
 
     def reason_keys(self, matrix: np.ndarray) -> np.ndarray:
-        """For each row of an evidence matrix, the key of its top terms.
+        """For each row of an evidence matrix, a small integer naming its top terms.
 
-        Only the accesses that will carry reasons need one, so callers pass those rows.
+        ``reason_terms(key)`` turns a key back into term indices, largest first; reasons
+        are built once per distinct key (there are few), not once per access. Only the
+        accesses that will carry reasons need one, so callers pass those rows.
         """
         count = matrix.shape[1]
         key = np.zeros(matrix.shape[0], dtype=np.int64)
@@ -371,24 +364,6 @@ class EvidenceScorer(Detector):
             key, index = divmod(key, count + 1)
             picked.append(index)
         return [index for index in reversed(picked) if index < count]
-
-    def score_with_reasons(self, features: pl.DataFrame) -> pl.DataFrame:
-        """``score`` (0..100) and ``reasons`` (the top phrases, ``; ``-joined)."""
-        score, key = self.score_and_reason_keys(features)
-        phrases = [phrase for _, _, phrase in self.terms()]
-        unique = np.unique(key)
-        lookup = pl.DataFrame(
-            {
-                "key": unique,
-                "reasons": [
-                    "; ".join(phrases[i] for i in self.reason_terms(int(k))) for k in unique
-                ],
-            }
-        )
-        reasons = pl.DataFrame({"key": key}).join(
-            lookup, on="key", how="left", maintain_order="left"
-        )["reasons"]
-        return pl.DataFrame({"score": score, "reasons": fill_values(reasons, features)})
 
 
 def fill_values(reasons: pl.Series, features: pl.DataFrame) -> pl.Series:

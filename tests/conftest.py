@@ -17,6 +17,8 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SYNTHEA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-r4"
+#: Four of those bundles, shipped, so the vault's tests never depend on the folder above.
+SYNTHEA_FIXTURES = FIXTURES / "synthea-r4"
 
 POSTGRES_URL = os.environ.get(
     "CUSTODES_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -99,3 +101,9 @@ def synthea_dir() -> Path:
     if not SYNTHEA_DIR.is_dir():
         pytest.skip(f"the Synthea sample is not at {SYNTHEA_DIR}")
     return SYNTHEA_DIR
+
+
+@pytest.fixture
+def synthea_bundles() -> list[Path]:
+    """Four shipped Synthea transaction Bundles (gzip JSON)."""
+    return sorted(SYNTHEA_FIXTURES.glob("*.json.gz"))

@@ -19,9 +19,11 @@ CLINICAL = frozenset({
     "Encounter", "Observation", "Condition", "Procedure", "MedicationRequest",
     "MedicationStatement", "MedicationAdministration", "AllergyIntolerance", "Immunization",
     "DiagnosticReport", "DocumentReference", "CarePlan", "CareTeam", "ImagingStudy",
-    "ServiceRequest", "Specimen", "FamilyMemberHistory",
+    "ServiceRequest", "Specimen", "FamilyMemberHistory", "Goal", "Device",
 })  # fmt: skip
-EVERY_TYPE = DEMOGRAPHIC | SCHEDULING | FINANCIAL | CLINICAL | {"Bundle", "AuditEvent", "Consent"}
+#: Who works where: no patient's data, so every role may see them.
+ORGANISATIONAL = frozenset({"Practitioner", "PractitionerRole", "Organization", "Location", "Medication"})
+EVERY_TYPE = DEMOGRAPHIC | SCHEDULING | FINANCIAL | CLINICAL | ORGANISATIONAL | {"Bundle", "AuditEvent", "Consent"}
 
 READING = frozenset({Action.READ, Action.VREAD, Action.SEARCH})
 WRITING = frozenset({Action.CREATE, Action.UPDATE})
@@ -52,23 +54,23 @@ _NOT_IDENTIFYING = frozenset({"id", "gender", "birthDate"})  # birthDate trimmed
 
 ROLE_POLICIES: dict[Role, RolePolicy] = {
     Role.CLINICIAN: RolePolicy(
-        READING | WRITING | {Action.PRINT}, DEMOGRAPHIC | SCHEDULING | CLINICAL,
+        READING | WRITING | {Action.PRINT}, DEMOGRAPHIC | SCHEDULING | CLINICAL | ORGANISATIONAL,
         needs_care_relationship=True, may_break_glass=True, sensitive=Sensitive.STEP_UP,
     ),
     Role.NURSE: RolePolicy(
-        READING | WRITING, DEMOGRAPHIC | SCHEDULING | CLINICAL,
+        READING | WRITING, DEMOGRAPHIC | SCHEDULING | CLINICAL | ORGANISATIONAL,
         needs_care_relationship=True, may_break_glass=True, sensitive=Sensitive.STEP_UP,
         masks={"DocumentReference": frozenset({"id", "status", "type", "category", "subject",
                                                "date", "author", "content"})},
     ),
     Role.FRONT_DESK: RolePolicy(
-        READING | WRITING, DEMOGRAPHIC | SCHEDULING | {"Coverage"},
+        READING | WRITING, DEMOGRAPHIC | SCHEDULING | ORGANISATIONAL | {"Coverage"},
         needs_care_relationship=False, may_break_glass=False, sensitive=Sensitive.DENY,
         masks={"Patient": _IDENTIFIED_PATIENT,
                "Coverage": frozenset({"id", "status", "subscriber", "beneficiary", "payor", "period"})},
     ),
     Role.BILLING: RolePolicy(
-        READING | {Action.UPDATE}, DEMOGRAPHIC | FINANCIAL | {"Encounter", "Procedure", "Condition"},
+        READING | {Action.UPDATE}, DEMOGRAPHIC | FINANCIAL | ORGANISATIONAL | {"Encounter", "Procedure", "Condition"},
         needs_care_relationship=False, may_break_glass=False, sensitive=Sensitive.DENY,
         masks={"Patient": frozenset({"id", "identifier", "name", "birthDate", "address"}),
                "Encounter": frozenset({"id", "status", "class", "type", "period", "serviceProvider"}),
@@ -80,7 +82,7 @@ ROLE_POLICIES: dict[Role, RolePolicy] = {
         needs_care_relationship=False, may_break_glass=False, sensitive=Sensitive.STEP_UP,
     ),
     Role.RESEARCHER: RolePolicy(
-        READING, DEMOGRAPHIC | CLINICAL,
+        READING, DEMOGRAPHIC | CLINICAL | ORGANISATIONAL,
         needs_care_relationship=False, may_break_glass=False, sensitive=Sensitive.DENY,
         masks={"Patient": _NOT_IDENTIFYING, "RelatedPerson": frozenset({"id", "relationship"})},
         purposes=frozenset({"HRESCH"}),

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from custodes import __version__
 from custodes.api.deps import session_cookie_name
-from custodes.api.routes import auth, cases, metrics
+from custodes.api.routes import auth, cases, fhir, metrics
 from custodes.bootstrap import Custodes
 from custodes.core.errors import CustodesError, ServiceUnavailableError
 from custodes.correlate.service import CaseClosedError, CaseNotFoundError
@@ -27,6 +27,14 @@ from custodes.identity.errors import (
     StepUpRequired,
 )
 from custodes.respond.executor import StepNotFoundError
+from custodes.vault.errors import (
+    AccessDenied,
+    InvalidResource,
+    RecordGone,
+    RecordNotFound,
+    VersionMismatch,
+)
+from custodes.vault.service import RecordUnreadable
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,12 @@ _STATUS: tuple[tuple[type[CustodesError], int], ...] = (
     (CaseNotFoundError, 404),
     (StepNotFoundError, 404),
     (CaseClosedError, 409),
+    (AccessDenied, 403),
+    (RecordNotFound, 404),
+    (RecordGone, 410),
+    (VersionMismatch, 412),
+    (InvalidResource, 400),
+    (RecordUnreadable, 500),
     (PasskeyError, 400),
     (PasswordRejected, 400),
     (AccountError, 400),
@@ -67,10 +81,16 @@ def create_app(custodes: Custodes) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(metrics.router)
+    app.include_router(fhir.router)
+
+    def _fhir(request: Request) -> bool:
+        return request.url.path == "/fhir" or request.url.path.startswith("/fhir/")
 
     @app.exception_handler(CustodesError)
     async def _known(request: Request, err: CustodesError) -> JSONResponse:
         status = next(code for kind, code in _STATUS if isinstance(err, kind))
+        if _fhir(request):
+            return fhir.outcome_for(err, status)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": str(err)}, status_code=status, headers=headers)
 
@@ -78,6 +98,9 @@ def create_app(custodes: Custodes) -> FastAPI:
     async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
         first = err.errors()[0] if err.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        if _fhir(request):
+            message = f"the request is not valid: {where}: {first.get('msg', 'invalid')}"
+            return fhir.fhir_response(fhir.operation_outcome(message, "invalid"), 400)
         return JSONResponse(
             {"detail": f"the request is not valid: {where}: {first.get('msg', 'invalid')}"},
             status_code=422,
@@ -86,6 +109,8 @@ def create_app(custodes: Custodes) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
+        if _fhir(request):
+            return fhir.fhir_response(fhir.operation_outcome("internal error", "exception"), 500)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
     @app.middleware("http")

@@ -345,3 +345,79 @@ class AuditStore(Protocol):
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None: ...
 
     def checkpoints(self) -> list[StoredCheckpoint]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One version of a vault record as stored: sealed, with what it is bound to.
+
+    Only the logical ids, the tier and the time are in the clear; the resource itself
+    is ``ciphertext`` under a data key that ``wrapped_key`` holds, sealed by the scope
+    key ``scope_id`` names. ``deleted`` marks a version that records a deletion.
+    """
+
+    resource_type: str
+    record_id: str
+    version: int
+    patient_id: str | None
+    tier: str
+    scope_id: str
+    wrapped_key: bytes
+    ciphertext: bytes
+    last_updated: datetime
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """A blind index entry: a keyed digest of an identifier or a name, never the value."""
+
+    purpose: str
+    digest: str
+    resource_type: str
+    record_id: str
+    patient_id: str | None
+
+
+class VersionConflict(Exception):
+    """Another writer stored the same version of a record first."""
+
+
+class RecordStore(Protocol):
+    """Where the vault keeps its sealed records and blind indexes.
+
+    ``write`` is all or nothing: every version and index entry of the batch is stored,
+    or none (a version that already exists raises ``VersionConflict``).
+    """
+
+    def latest(self, resource_type: str, record_id: str) -> StoredRecord | None:
+        """The newest version (a deletion marker included), or None."""
+        ...
+
+    def version(self, resource_type: str, record_id: str, version: int) -> StoredRecord | None: ...
+
+    def latest_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredRecord]:
+        """The newest version of each (type, id) that exists."""
+        ...
+
+    def write(self, records: Sequence[StoredRecord], index: Sequence[IndexEntry] = ()) -> None: ...
+
+    def by_patient(self, patient_id: str, resource_types: Iterable[str] | None = None) -> list[StoredRecord]:
+        """The current, undeleted versions of the patient's records, oldest first."""
+        ...
+
+    def of_type(self, resource_type: str, limit: int) -> list[StoredRecord]:
+        """Current, undeleted versions of one type (ids in order), at most ``limit``."""
+        ...
+
+    def find(self, purpose: str, digest: str, resource_type: str) -> list[str]:
+        """Record ids whose blind index entry matches."""
+        ...
+
+    def erase_patient(self, patient_id: str) -> int:
+        """Delete every version and index entry of the patient's records; how many versions."""
+        ...
+
+    def count(self) -> dict[str, int]:
+        """Current, undeleted records by type."""
+        ...

@@ -315,3 +315,37 @@ key_scopes = sa.Table(
     sa.Column("kek_version", sa.Integer, nullable=False, index=True),
     sa.Column("wrapped", sa.LargeBinary, nullable=False),
 )
+
+# --- the record vault: sealed FHIR records and their blind indexes (docs/vault.md) ------------
+
+vault_records = sa.Table(
+    "vault_records",
+    metadata,
+    # Every version of every record. Only ids, tier and time are in the clear; the
+    # resource is ``ciphertext`` (AES-256-GCM) under the data key in ``wrapped_key``.
+    sa.Column("resource_type", sa.String(64), primary_key=True),
+    sa.Column("record_id", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("patient_id", sa.String(200)),
+    sa.Column("tier", sa.String(20), nullable=False),
+    sa.Column("scope_id", sa.String(500), nullable=False),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("last_updated", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+    sa.Column("current", sa.Boolean, nullable=False),
+    sa.Index("ix_vault_records_patient", "patient_id", "current"),
+    sa.Index("ix_vault_records_type_current", "resource_type", "current"),
+)
+
+vault_index = sa.Table(
+    "vault_index",
+    metadata,
+    # Keyed HMAC digests of identifiers and names (keys/blind_index.py), never the values.
+    sa.Column("purpose", sa.String(40), primary_key=True),
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("resource_type", sa.String(64), primary_key=True),
+    sa.Column("record_id", sa.String(200), primary_key=True),
+    sa.Column("patient_id", sa.String(200), index=True),
+    sa.Index("ix_vault_index_record", "resource_type", "record_id"),
+)

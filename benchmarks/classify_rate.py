@@ -1,0 +1,50 @@
+"""Sensitivity classification rate over the Synthea R4 sample bundles.
+
+Reads every bundle in ../shared/data/synthea-r4 (or the folder given) into memory,
+then classifies each resource once with free text on and once with codes and labels
+only. Prints resources per second and the tiers found.
+
+    .venv/bin/python benchmarks/classify_rate.py [FOLDER] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from custodes.vault.classify import SensitivityClassifier
+
+DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-r4"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    resources = []
+    for path in sorted(args.folder.glob("*.json.gz")):
+        with gzip.open(path) as f:
+            resources += [entry["resource"] for entry in json.load(f)["entry"]]
+    print(f"{len(resources):,} resources from {args.folder}")
+
+    for free_text in (True, False):
+        started = time.perf_counter()
+        classifier = SensitivityClassifier(free_text=free_text)
+        built = time.perf_counter() - started
+        best = float("inf")
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            tiers = Counter(classifier.classify(resource).tier.value for resource in resources)
+            best = min(best, time.perf_counter() - started)
+        label = "codes, labels and free text" if free_text else "codes and labels only"
+        print(f"{label}: {len(resources) / best:,.0f} resources/s "
+              f"(best of {args.repeat}; engine built in {built:.2f} s) {dict(tiers)}")
+
+
+if __name__ == "__main__":
+    main()

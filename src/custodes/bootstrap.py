@@ -43,7 +43,7 @@ from custodes.identity.sessions import SessionTimeouts
 from custodes.ingest.context_service import ContextReport, ingest_context_files
 from custodes.ingest.csv_access import CsvMapping
 from custodes.ingest.service import IngestReport, Progress, ingest_event_files
-from custodes.keys import EnvelopeCipher, LocalKeyring
+from custodes.keys import BlindIndex, EnvelopeCipher, LocalKeyring
 from custodes.keys.keyfile import read_or_create
 from custodes.respond.actions import (
     ActionRegistry,
@@ -63,8 +63,11 @@ from custodes.storage.sql_cases import SqlCaseStore
 from custodes.storage.sql_context import QuarantineStore, SqlContextStore, SqlIngestRuns
 from custodes.storage.sql_events import SqlEventStore
 from custodes.storage.sql_identity import SqlIdentityStore
+from custodes.storage.sql_records import SqlCareRelationships, SqlRecordStore
 from custodes.storage.sql_responses import SqlResponseRuns
 from custodes.storage.sql_vault import SqlAuditStore, SqlScopeKeyStore
+from custodes.vault.classify import SensitivityClassifier
+from custodes.vault.service import RecordVault
 
 EVENT_STORES = ("archive", "database")
 
@@ -324,6 +327,22 @@ class Custodes:
             self.clock,
             self.audit_signing_key(),
             checkpoint_every=self.settings.audit_checkpoint_every,
+        )
+
+    @cached_property
+    def vault(self) -> RecordVault:
+        """The encrypted FHIR record store (docs/vault.md): sealed records in the relational
+        store, keys from the keyring, every act in the audit log, care relationships from
+        the hospital context."""
+        engine = self.ready_engine()
+        return RecordVault(
+            SqlRecordStore(engine),
+            self.envelope,
+            BlindIndex(self.keyring.index_secret()),
+            SensitivityClassifier(),
+            self.audit_log,
+            self.clock,
+            care_relationship=SqlCareRelationships(engine),
         )
 
     @cached_property

@@ -68,6 +68,17 @@ SECURITY_HEADERS = {
 }
 
 
+class DropQueryStrings(logging.Filter):
+    """Access logs keep the path, never the query: a search such as
+    ``Patient?identifier=MRN...`` or ``?name=...`` carries PHI in its query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
+        return True
+
+
 def create_app(custodes: Custodes) -> FastAPI:
     app = FastAPI(
         title="Custodes",
@@ -77,6 +88,9 @@ def create_app(custodes: Custodes) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.custodes = custodes
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, DropQueryStrings) for f in access_log.filters):
+        access_log.addFilter(DropQueryStrings())
     app.state.session_cookie = session_cookie_name(custodes.settings.cookie_secure)
     app.include_router(auth.router)
     app.include_router(cases.router)

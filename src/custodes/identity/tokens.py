@@ -24,7 +24,8 @@ from custodes.identity.sealing import SecretSealer
 PREFIX = "cst_"
 
 #: What a token may be allowed to do. Routes name the scope they need.
-SCOPES = frozenset({"events:write", "events:read", "alerts:read", "reports:read", "admin"})
+#: ``fhir`` opens the record vault's FHIR API (what the caller's role may do there, no more).
+SCOPES = frozenset({"events:write", "events:read", "alerts:read", "reports:read", "admin", "fhir"})
 
 
 def parse_token(token: str) -> tuple[str, str] | None:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from custodes.core.ports import IndexEntry, StoredRecord, VersionConflict
-from custodes.storage.schema import vault_index, vault_records
+from custodes.storage.schema import encounters, vault_index, vault_records
 
 _R = vault_records.c
 _COLUMNS = (
@@ -169,3 +169,27 @@ class SqlRecordStore:
         )
         with self._engine.connect() as conn:
             return {t: n for t, n in conn.execute(query)}
+
+
+class SqlCareRelationships:
+    """Does a user have a documented treatment relationship with a patient?
+
+    Answered from the hospital context (``custodes ingest context``): the user attended
+    one of the patient's encounters or is on its care team. A user's account name is
+    their staff id in the roster.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        c = encounters.c
+        member = sa.cast(c.care_team, sa.String).like(sa.bindparam("quoted"), escape="\\")
+        self._engine = engine
+        self._query = (
+            sa.select(sa.literal(1))
+            .where(c.patient_id == sa.bindparam("p"), sa.or_(c.attending_id == sa.bindparam("u"), member))
+            .limit(1)
+        )
+
+    def __call__(self, user_id: str, patient_id: str) -> bool:
+        quoted = '%"' + user_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+        with self._engine.connect() as conn:
+            return conn.execute(self._query, {"p": patient_id, "u": user_id, "quoted": quoted}).first() is not None

@@ -153,6 +153,7 @@ def capability_statement(request: Request) -> Response:
 
 
 @router.post("")
+@router.post("/", include_in_schema=False)
 async def transaction(request: Request, who: RequesterDep, vault: VaultDep) -> Response:
     bundle = await _json_body(request)
     return fhir_response(await run_in_threadpool(vault.transaction, who, bundle))

@@ -1,9 +1,16 @@
-"""``custodes keys ...`` and ``custodes audit ...``: the record vault's keys and audit log."""
+"""``custodes vault ...``, ``custodes keys ...`` and ``custodes audit ...``: the record
+vault, its keys and its audit log."""
 
 from __future__ import annotations
 
+import getpass
+import gzip
+import multiprocessing
+import os
 import sys
+import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,8 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from custodes.audit import AuditEntry, audit_events_ndjson
-from custodes.core.errors import InputFormatError
+from custodes.core.accounts import Role
+from custodes.core.errors import CustodesError, InputFormatError
 from custodes.core.events import Action
+from custodes.vault.service import Requester, plan_transaction
 
 if TYPE_CHECKING:
     from custodes.bootstrap import Custodes
@@ -23,6 +32,7 @@ if TYPE_CHECKING:
 out = Console()
 err = Console(stderr=True)
 
+vault_app = typer.Typer(help="The encrypted FHIR record vault.", no_args_is_help=True)
 keys_app = typer.Typer(help="The record vault's encryption keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
@@ -159,5 +169,151 @@ def audit_export(
 def register(app: typer.Typer, factory: Callable[[], Custodes]) -> None:
     global _factory
     _factory = factory
+    app.add_typer(vault_app, name="vault")
     app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
+
+
+# --- the vault --------------------------------------------------------------------------
+
+
+def _operator() -> Requester:
+    """Whoever runs the CLI: an administrator (every use reviewed), who already holds the
+    data directory's key files, so no second factor would add anything."""
+    return Requester(f"cli:{getpass.getuser()}", Role.ADMINISTRATOR, step_up_fresh=True)
+
+
+def _bundle_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz"))))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputFormatError(f"{path} does not exist")
+    return files
+
+
+def _plan_file(path: Path) -> tuple[str, list | None, str | None]:
+    """Read and validate one Bundle file (in a worker process): plans, or why not."""
+    try:
+        raw = path.read_bytes()
+        if path.name.endswith(".gz"):
+            raw = gzip.decompress(raw)
+        return path.name, plan_transaction(orjson.loads(raw)), None
+    except (OSError, EOFError, gzip.BadGzipFile, orjson.JSONDecodeError):
+        return path.name, None, "not a readable JSON file"
+    except CustodesError as error:
+        return path.name, None, str(error)
+
+
+@vault_app.command("import")
+def vault_import(
+    paths: Annotated[list[Path], typer.Argument(help="Transaction Bundle files (.json, .json.gz) or folders of them.")],
+    workers: Annotated[int, typer.Option(help="Processes that read and validate Bundles.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import FHIR transaction Bundles (Synthea's, say): each one all or nothing.
+
+    A Bundle that does not validate is reported with the reason and skipped; the others
+    are stored. Importing the same Bundle again stores nothing twice.
+    """
+    files = _bundle_files(paths)
+    if not files:
+        raise InputFormatError("no Bundle files (.json, .json.gz) found")
+    custodes = _custodes()
+    vault = custodes.vault
+    who = _operator()
+    workers = workers or min(len(files), os.cpu_count() or 1)
+    imported = resources = 0
+    refused: list[dict[str, str]] = []
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else _Inline() as pool, \
+            Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=err,
+                     disable=as_json or not err.is_terminal) as bar:  # fmt: skip
+        task = bar.add_task("bundles", total=len(files))
+        for name, plans, problem in pool.map(_plan_file, files):
+            if plans is not None:
+                try:
+                    vault.commit_transaction(who, plans)
+                except CustodesError as error:
+                    problem = str(error)
+            if problem is None:
+                imported += 1
+                resources += len(plans)
+            else:
+                refused.append({"file": name, "reason": problem})
+            bar.advance(task)
+    seconds = time.perf_counter() - started
+    report = {"bundles": imported, "resources": resources, "refused": refused,
+              "seconds": round(seconds, 2), "resources_per_second": round(resources / seconds) if seconds else 0}  # fmt: skip
+    if as_json:
+        _print_json(report)
+    else:
+        out.print(f"imported {imported:,} bundle(s), {resources:,} resources in {seconds:.1f} s "
+                  f"({report['resources_per_second']:,}/s)")  # fmt: skip
+        for item in refused:
+            err.print(f"refused {item['file']}: {item['reason']}")
+    if not imported:
+        raise typer.Exit(1)
+
+
+class _Inline:
+    """A stand-in for a process pool of one: maps in this process."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn, items):
+        return map(fn, items)
+
+
+@vault_app.command("read")
+def vault_read(
+    reference: Annotated[str, typer.Argument(help="Type/id, e.g. Patient/0a1b...")],
+) -> None:
+    """Print one record as JSON (audited as an administrator's read)."""
+    resource_type, _, record_id = reference.partition("/")
+    if not record_id:
+        raise InputFormatError("give the record as Type/id")
+    _print_json(_custodes().vault.read(_operator(), resource_type, record_id))
+
+
+@vault_app.command("status")
+def vault_status(as_json: JsonOpt = False) -> None:
+    """How many records the vault holds, by type."""
+    counts = _custodes().vault.counts()
+    if as_json:
+        _print_json({"records": counts, "total": sum(counts.values())})
+        return
+    table = Table(title="vault", show_header=True)
+    table.add_column("type")
+    table.add_column("records", justify="right")
+    for resource_type, count in sorted(counts.items()):
+        table.add_row(resource_type, f"{count:,}")
+    out.print(table)
+
+
+@vault_app.command("erase")
+def vault_erase(
+    patient_id: Annotated[str, typer.Argument(help="The Patient's id.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Crypto-shred a patient: destroy their keys and every version of their records.
+
+    Backups taken before still hold wrapped copies of those keys until the key version
+    that wrapped them is retired: run `custodes keys rotate` afterwards.
+    """
+    if not yes:
+        raise InputFormatError("erasing a patient cannot be undone; add --yes")
+    result = _custodes().vault.erase_patient(_operator(), patient_id)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"destroyed {result['keys_destroyed']} key(s) and {result['versions_erased']} record version(s); "
+                  "now run `custodes keys rotate` so backups' copies of the keys die too")  # fmt: skip

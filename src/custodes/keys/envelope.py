@@ -178,8 +178,16 @@ class EnvelopeCipher:
         scope_id = record if isinstance(record, str) else record.scope_id
         return b"custodes-scope-key-v1\x1f" + scope_id.encode()
 
-    def _scope_key(self, ref: RecordRef, create: bool) -> bytes:
+    def _scope_key(self, ref: RecordRef, create: bool, memo: dict[str, bytes] | None = None) -> bytes:
         scope_id = ref.scope_id()
+        if memo is not None and scope_id in memo:
+            return memo[scope_id]
+        key = self._load_scope_key(ref, scope_id, create)
+        if memo is not None:
+            memo[scope_id] = key
+        return key
+
+    def _load_scope_key(self, ref: RecordRef, scope_id: str, create: bool) -> bytes:
         stored = self._scope_keys.get(scope_id)
         if stored is None:
             if not create:
@@ -196,12 +204,18 @@ class EnvelopeCipher:
         except ValueError:
             raise Undecryptable() from None
 
-    def seal(self, ref: RecordRef, plaintext: bytes) -> SealedRecord:
-        """Seal ``plaintext`` under a fresh data key bound to ``ref``."""
+    def seal(self, ref: RecordRef, plaintext: bytes, memo: dict[str, bytes] | None = None) -> SealedRecord:
+        """Seal ``plaintext`` under a fresh data key bound to ``ref``.
+
+        ``memo`` keeps the scope keys already unwrapped for the length of one batch (a
+        Bundle of one patient's records shares one patient key); never keep it longer,
+        or a patient erased meanwhile by another process would get records sealed under
+        a key that no longer exists.
+        """
         aad = ref.associated_data()
         data_key = self._random(KEY_BYTES)
         ciphertext = _seal(data_key, plaintext, aad, self._random)
-        wrapped = _seal(self._scope_key(ref, create=True), data_key, aad, self._random)
+        wrapped = _seal(self._scope_key(ref, create=True, memo=memo), data_key, aad, self._random)
         return SealedRecord(ref.scope_id(), wrapped, ciphertext)
 
     def open(self, ref: RecordRef, sealed: SealedRecord) -> bytes:

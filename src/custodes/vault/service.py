@@ -19,6 +19,7 @@ from typing import Protocol
 import orjson
 
 from custodes.access import (
+    ROLE_POLICIES,
     AccessRequest,
     BreakGlass,
     ConsentDirective,
@@ -206,10 +207,16 @@ class RecordVault:
         return AccessRequest(
             user_id=who.user_id, role=who.role, action=action, resource_type=resource_type, now=now,
             patient_id=patient_id, sensitive=sensitive, purpose_of_use=who.purpose_of_use,
-            care_relationship=bool(patient_id) and self._care(who.user_id, patient_id),
+            care_relationship=self._cares(who, patient_id),
             consents=self._consents(patient_id) if patient_id else (),
             break_glass=who.break_glass, step_up_fresh=who.step_up_fresh,
         )  # fmt: skip
+
+    def _cares(self, who: Requester, patient_id: str | None) -> bool:
+        policy = ROLE_POLICIES.get(who.role)
+        if not patient_id or policy is None or not policy.needs_care_relationship:
+            return False  # only asked where the role's policy turns on it: it costs a query
+        return self._care(who.user_id, patient_id)
 
     def _entry(
         self,
@@ -273,15 +280,17 @@ class RecordVault:
         except Undecryptable:
             raise RecordUnreadable("the record cannot be decrypted") from None
 
-    def _seal(self, plan: _Planned, now: datetime) -> tuple[StoredRecord, list[IndexEntry]]:
+    def _seal(
+        self, plan: _Planned, now: datetime, memo: dict[str, bytes] | None = None
+    ) -> tuple[StoredRecord, list[IndexEntry]]:
         ref = RecordRef(plan.record_id, plan.resource_type, plan.version, plan.tier, plan.patient_id)
         if plan.resource is None:  # a deletion: a sealed tombstone keeps the version chain
-            sealed = self._cipher.seal(ref, b"{}")
+            sealed = self._cipher.seal(ref, b"{}", memo)
             return StoredRecord(
                 plan.resource_type, plan.record_id, plan.version, plan.patient_id, str(plan.tier),
                 sealed.scope_id, sealed.wrapped_data_key, sealed.ciphertext, now, deleted=True,
             ), []  # fmt: skip
-        sealed = self._cipher.seal(ref, _canonical(plan.resource))
+        sealed = self._cipher.seal(ref, _canonical(plan.resource), memo)
         index = [
             IndexEntry(purpose, self._index.value(purpose, value), plan.resource_type, plan.record_id, plan.patient_id)
             for purpose, value in fhir.index_values(plan.resource)
@@ -449,22 +458,27 @@ class RecordVault:
     def _commit(self, who: Requester, plans: list[_Planned], now: datetime, **detail: str) -> None:
         """Decide every write, then seal and store all of them at once, then audit."""
         actions = {"POST": Action.CREATE, "PUT": Action.UPDATE, "DELETE": Action.DELETE}
+        decisions: dict[tuple[Action, str, str | None], Decision] = {}
         for plan in plans:
             if plan.unchanged:
                 continue
             action = Action.CREATE if plan.version == 1 else actions[plan.method]
-            # Writing does not disclose: the sensitive tier's step-up guards reads.
-            plan.decision = self._decide(
-                who, action, plan.resource_type, plan.record_id, plan.patient_id, False, now
-            )
+            key = (action, plan.resource_type, plan.patient_id)
+            if key not in decisions:
+                # Writing does not disclose: the sensitive tier's step-up guards reads.
+                decisions[key] = self._decide(
+                    who, action, plan.resource_type, plan.record_id, plan.patient_id, False, now
+                )
+            plan.decision = decisions[key]
         records: list[StoredRecord] = []
         index: list[IndexEntry] = []
+        memo: dict[str, bytes] = {}  # scope keys unwrapped for this write only
         for plan in plans:
             if plan.unchanged:
                 continue
             if plan.resource is not None:
                 plan.resource = self._stamp(plan.resource, plan.version, now)
-            stored, entries = self._seal(plan, now)
+            stored, entries = self._seal(plan, now, memo)
             records.append(stored)
             index.extend(entries)
         try:

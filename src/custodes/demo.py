@@ -207,7 +207,7 @@ def run_demo(data_dir: Path | None, *, seed: int = 7, console: Console | None = 
     scored = _detect_step(hospital, root, console)
     _case_queue_step(custodes, *scored, console)
     _sign_in_step(custodes, root, console)
-    _vault_step(custodes, console)
+    _vault_step(custodes, hospital, console)
     console.print(
         "Next: `custodes simulate --preset hospital --out DIR` for a month of a larger hospital, "
         "`custodes ingest events FILE` for your own logs (--mapping epic for Epic exports), "
@@ -362,72 +362,114 @@ def _sign_in_step(custodes: Custodes, root: Path, console: Console) -> None:
 
 
 # -- The record vault: envelope encryption, access policy, the audit chain -----------------
-def _vault_step(custodes: Custodes, console: Console) -> None:
-    """Seal a record, decide three accesses, audit them, sign, verify, then tamper a copy."""
+def _vault_step(custodes: Custodes, hospital: Path, console: Console) -> None:
+    """Import the hospital's records into the vault, read them as four staff, then show
+    the audit log verifying, and a tampered copy failing where it was edited."""
+    import time
+    from collections import Counter
     from dataclasses import replace as _replace
     from datetime import timedelta
 
-    from custodes.access import AccessRequest, BreakGlass, decide
+    import orjson
+
+    from custodes.access import BreakGlass
     from custodes.audit import AuditEntry, AuditLog, MemoryAuditStore
     from custodes.core.accounts import Role
-    from custodes.core.events import Action
-    from custodes.keys import RecordRef, Tier
+    from custodes.vault.errors import VaultError
+    from custodes.vault.resources import transaction_bundle
+    from custodes.vault.service import Requester, plan_transaction
 
-    now = custodes.clock.now()
-    ref = RecordRef("obs-demo-1", "Observation", 1, Tier.STANDARD, patient_id="demo-patient")
-    sealed = custodes.envelope.seal(ref, b'{"resourceType":"Observation","status":"final"}')
-    glass = BreakGlass(
-        "patient unconscious in the ED, no chart available", now, now + timedelta(hours=1)
-    )
-    requests = [
-        AccessRequest("dr-ames", Role.CLINICIAN, Action.READ, "Observation", now,
-                      patient_id="demo-patient", care_relationship=True),
-        AccessRequest("fd-bell", Role.FRONT_DESK, Action.READ, "Observation", now,
-                      patient_id="demo-patient"),
-        AccessRequest("dr-cole", Role.CLINICIAN, Action.READ, "Observation", now,
-                      patient_id="demo-patient", break_glass=glass),
-    ]  # fmt: skip
+    vault = custodes.vault
+    operator = Requester("demo-admin", Role.ADMINISTRATOR, step_up_fresh=True)
+    tiers: Counter[str] = Counter()
+    records: dict[str, list[dict]] = {}
+    started = time.perf_counter()
+    for name in ("organizations", "practitioners", "patients", "encounters"):
+        lines = [orjson.loads(line) for line in (hospital / "context" / f"{name}.ndjson").read_bytes().splitlines()]
+        records[name] = lines
+        for at in range(0, len(lines), 1000):
+            plans = plan_transaction(transaction_bundle(lines[at : at + 1000]))
+            vault.commit_transaction(operator, plans)
+            tiers.update(str(plan.tier) for plan in plans)
+    seconds = time.perf_counter() - started
     console.print(
-        f"11. The record vault: a record sealed under its own data key (AES-256-GCM), wrapped by the "
-        f"patient's key, wrapped by keyring v{custodes.keyring.current_version()}; three staff "
-        "ask to read it, and the policy decides:"
+        f"11. The record vault: the hospital's {sum(tiers.values()):,} FHIR records imported as transactions "
+        f"in {seconds:.1f} s, each sealed under its own data key (AES-256-GCM), wrapped by the patient's key "
+        f"(a key of its own when sensitive), wrapped by keyring v{custodes.keyring.current_version()}: "
+        f"{tiers['standard']:,} standard, {tiers['sensitive']:,} sensitive, "
+        f"{tiers['organisational']:,} organisational. Staff ask for records; the policy decides:"
     )
+    sensitive = {
+        p["id"] for p in records["patients"] if p["resourceType"] == "Patient" and (p.get("meta") or {}).get("security")
+    }
+    visits = [e for e in records["encounters"] if e["resourceType"] == "Encounter" and e.get("participant")]
+    visit = next(e for e in visits if e["subject"]["reference"].removeprefix("Patient/") not in sensitive)
+    patient_id = visit["subject"]["reference"].removeprefix("Patient/")
+    attending = visit["participant"][0]["individual"]["reference"].removeprefix("Practitioner/")
+    stranger = next(
+        e["participant"][0]["individual"]["reference"].removeprefix("Practitioner/") for e in visits
+        if e["participant"][0]["individual"]["reference"] != visit["participant"][0]["individual"]["reference"]
+    )  # fmt: skip
+    now = custodes.clock.now()
+    glass = BreakGlass("patient unconscious in the ED, no chart available", now, now + timedelta(hours=1))
+    asks = [
+        (Requester(attending, Role.CLINICIAN), "Encounter", visit["id"], "the attending"),
+        (Requester("fd-demo", Role.FRONT_DESK), "Encounter", visit["id"], "front desk"),
+        (Requester(stranger, Role.CLINICIAN), "Encounter", visit["id"], "another clinician"),
+        (Requester(stranger, Role.CLINICIAN, break_glass=glass, purpose_of_use="ETREAT"), "Encounter", visit["id"],
+         "the same, breaking the glass"),
+    ]  # fmt: skip
+    sensitive_visit = next((e for e in visits if e["subject"]["reference"].removeprefix("Patient/") in sensitive), None)
+    if sensitive_visit is not None:
+        carer = sensitive_visit["participant"][0]["individual"]["reference"].removeprefix("Practitioner/")
+        psy = sensitive_visit["subject"]["reference"].removeprefix("Patient/")
+        asks += [
+            (Requester(carer, Role.CLINICIAN), "Patient", psy, "a clinician, at a sensitive chart"),
+            (Requester(carer, Role.CLINICIAN, step_up_fresh=True), "Patient", psy, "the same, after a passkey check"),
+        ]
+    for who, resource_type, record_id, label in asks:
+        try:
+            vault.read(who, resource_type, record_id)
+            outcome = "allowed" + ("; queued for a privacy officer's review" if who.break_glass else "")
+        except VaultError as refusal:
+            outcome = f"denied: {refusal}"
+        console.print(f"   {who.user_id} ({label}) reads {resource_type}/{record_id}: {outcome}", highlight=False)
+    mrn = next(p for p in records["patients"] if p.get("id") == patient_id)["identifier"][0]["value"]
+    found = vault.search(Requester("fd-demo", Role.FRONT_DESK), "Patient", identifier=mrn).resources
+    console.print(
+        f"   The front desk finds Patient/{patient_id} by MRN through a blind index (a keyed digest, no "
+        f"decryption) and sees only {', '.join(sorted(k for k in found[0] if k not in ('meta', 'resourceType')))}"
+        if found else "   The front desk's search by MRN found nothing",
+        highlight=False,
+    )
+    erased = vault.erase_patient(operator, patient_id)
+    console.print(
+        f"   Erasing Patient/{patient_id}: {erased['keys_destroyed']} key(s) destroyed, "
+        f"{erased['versions_erased']} record version(s) gone; no copy anywhere can be decrypted once the "
+        "key version that wrapped them is retired (`custodes keys rotate`)",
+        highlight=False,
+    )
+
     log = custodes.audit_log
-    first = log.record(AuditEntry(now, "demo", Action.CREATE, role="administrator", patient_id="demo-patient",
-                          resource_type="Observation", resource_id=ref.record_id, review=True))  # fmt: skip
-    for request in requests:
-        decision = decide(request)
-        if decision.allowed:
-            custodes.envelope.open(ref, sealed)
-        log.record(AuditEntry(
-            now, request.user_id, request.action, allowed=decision.allowed, role=str(request.role),
-            patient_id=request.patient_id, resource_type=request.resource_type,
-            resource_id=ref.record_id, break_the_glass=request.break_glass is not None,
-            reason=request.break_glass.reason if request.break_glass else None,
-            review="review-queue" in decision.obligations,
-        ))  # fmt: skip
-        console.print(f"   {request.user_id} ({request.role}) reads the record: "
-                      f"{decision.effect}: {'; '.join(decision.reasons)}", highlight=False)  # fmt: skip
     log.checkpoint()
     public = custodes.audit_signing_key().public_key()
     report = log.verify(public)
     console.print(
-        f"   Every decision is in the hash-chained audit log, signed (Ed25519) at a checkpoint. "
-        f"`custodes audit verify`: {'verifies' if report.ok else 'FAILS'} ({report.entries} "
-        f"entries, {report.checkpoints} signed checkpoint)"
+        f"   Every import, read, refusal and erasure is in the hash-chained audit log, signed (Ed25519) at "
+        f"checkpoints. `custodes audit verify`: {'verifies' if report.ok else 'FAILS'} ({report.entries:,} "
+        f"entries, {report.checkpoints} signed checkpoints)"
     )
     store = custodes.audit_store
     copy = MemoryAuditStore(store.read(), store.checkpoints())
-    # The front desk's denial: after the record's creation and the clinician's read (the
-    # demo accounts' sign-ins came before them).
-    denied = first + 2
+    denied = next(
+        i for i, row in enumerate(copy.entries)
+        if (e := AuditEntry.from_body(row.body)).actor == "fd-demo" and not e.allowed
+    )  # fmt: skip
     victim = copy.entries[denied]
-    copy.entries[denied] = _replace(
-        victim, body=victim.body.replace(b'"allowed":false', b'"allowed":true')
-    )
+    copy.entries[denied] = _replace(victim, body=victim.body.replace(b'"allowed":false', b'"allowed":true'))
     tampered = AuditLog(copy, custodes.clock, custodes.audit_signing_key()).verify(public)
     console.print(
-        f"   A copy with entry {denied} edited (the denial turned into an allowed read): "
+        f"   A copy with entry {denied} edited (the front desk's denial turned into an allowed read): "
         f"{'verifies' if tampered.ok else 'does not verify'} at position {tampered.first_bad}: "
         f"{tampered.problem}",
         highlight=False,

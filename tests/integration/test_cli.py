@@ -162,9 +162,13 @@ def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "archive" / "access").is_dir()
     assert "Signing in" in result.stdout and "/auth/login" in result.stdout
     vault = " ".join(result.stdout.split())  # Rich wraps lines
-    # The demo accounts' sign-in events come first in the audit log, then the vault's four.
-    verified = re.search(r"`custodes audit verify`: verifies \((\d+) entries, 1 signed checkpoint\)", vault)
-    assert verified and int(verified[1]) >= 4
+    imported = re.search(r"the hospital's ([\d,]+) FHIR records imported", vault)
+    assert imported and int(imported[1].replace(",", "")) > 10_000
+    assert "reads Encounter/" in vault and "denied: no care relationship with the patient" in vault
+    assert "queued for a privacy officer's review" in vault and "a fresh second factor is required" in vault
+    # Every imported record's creation is audited, and the reads, refusals and erasure after them.
+    verified = re.search(r"`custodes audit verify`: verifies \(([\d,]+) entries, (\d+) signed checkpoints\)", vault)
+    assert verified and int(verified[1].replace(",", "")) > int(imported[1].replace(",", ""))
     edited = re.search(r"A copy with entry (\d+) edited .*? does not verify at position (\d+)", vault)
     assert edited and edited[1] == edited[2]
     assert (tmp_path / "demo" / "demo-accounts.json").stat().st_mode & 0o777 == 0o600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import sqlite3
@@ -91,3 +92,39 @@ def test_exported_audit_events_ingest_as_access_events(tmp_path: Path) -> None:
     assert ingested.returncode == 0, ingested.stderr
     counts = json.loads(ingested.stdout.splitlines()[-1])
     assert counts["accepted"] == 2 and counts["quarantined"] == 0
+
+
+SYNTHEA = Path(__file__).resolve().parents[1] / "fixtures" / "synthea-r4"
+
+
+def test_vault_import_reads_back_refuses_a_bad_bundle_and_erases(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": '
+                   '{"resourceType": "Observation", "status": "final"}, "request": {"method": "POST", '
+                   '"url": "Observation"}}]}')  # fmt: skip
+    broken = tmp_path / "broken.json.gz"
+    broken.write_bytes(b"not gzip")
+    bundles = sorted(SYNTHEA.glob("*.json.gz"))
+    result = custodes("vault", "import", *map(str, bundles), str(bad), str(broken), "--json", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["bundles"] == len(bundles) and report["resources"] == 560
+    reasons = {r["file"]: r["reason"] for r in report["refused"]}
+    assert reasons["bad.json"].startswith("Bundle.entry[0]: Observation.code: ")  # the element, not a value
+    assert reasons["broken.json.gz"] == "not a readable JSON or NDJSON file" and len(reasons) == 2
+    again = json.loads(custodes("vault", "import", str(SYNTHEA), "--json", data_dir=tmp_path).stdout.splitlines()[-1])
+    assert again["bundles"] == len(bundles)
+    status = json.loads(custodes("vault", "status", "--json", data_dir=tmp_path).stdout.splitlines()[-1])
+    assert status["total"] == 560 and status["records"]["Patient"] == 4  # nothing stored twice
+    first = json.loads(gzip.decompress(bundles[0].read_bytes()))
+    patient_id = first["entry"][0]["fullUrl"].removeprefix("urn:uuid:")
+    read = custodes("vault", "read", f"Patient/{patient_id}", data_dir=tmp_path)
+    assert read.returncode == 0 and json.loads(read.stdout.splitlines()[-1])["id"] == patient_id
+    refused = custodes("vault", "erase", patient_id, data_dir=tmp_path)
+    assert refused.returncode != 0 and "--yes" in refused.stderr and "Traceback" not in refused.stderr
+    erased = custodes("vault", "erase", patient_id, "--yes", "--json", data_dir=tmp_path)
+    assert json.loads(erased.stdout.splitlines()[-1])["keys_destroyed"] >= 1
+    gone = custodes("vault", "read", f"Patient/{patient_id}", data_dir=tmp_path)
+    assert gone.returncode != 0 and "not in the vault" in gone.stderr and "Traceback" not in gone.stderr
+    nothing = custodes("vault", "import", str(bad), data_dir=tmp_path)
+    assert nothing.returncode == 1

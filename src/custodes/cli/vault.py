@@ -24,6 +24,7 @@ from custodes.audit import AuditEntry, audit_events_ndjson
 from custodes.core.accounts import Role
 from custodes.core.errors import CustodesError, InputFormatError
 from custodes.core.events import Action
+from custodes.vault.resources import transaction_bundle
 from custodes.vault.service import Requester, plan_transaction
 
 if TYPE_CHECKING:
@@ -183,11 +184,14 @@ def _operator() -> Requester:
     return Requester(f"cli:{getpass.getuser()}", Role.ADMINISTRATOR, step_up_fresh=True)
 
 
+_SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
+
+
 def _bundle_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz"))))
+            files.extend(sorted(p for p in path.iterdir() if p.name.endswith(_SUFFIXES)))
         elif path.is_file():
             files.append(path)
         else:
@@ -195,33 +199,55 @@ def _bundle_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _plan_file(path: Path) -> tuple[str, list | None, str | None]:
-    """Read and validate one Bundle file (in a worker process): plans, or why not."""
+#: Resources per transaction when an NDJSON file is imported (each chunk all or nothing).
+NDJSON_CHUNK = 1000
+
+
+def _plan_file(path: Path) -> list[tuple[str, list | None, str | None]]:
+    """Read and validate one file (in a worker process): its transactions, or why not.
+
+    A Bundle file is one transaction; an NDJSON file of resources is imported in chunks
+    of ``NDJSON_CHUNK``, each stored under the resources' own ids.
+    """
     try:
         raw = path.read_bytes()
         if path.name.endswith(".gz"):
             raw = gzip.decompress(raw)
-        return path.name, plan_transaction(orjson.loads(raw)), None
+        if ".ndjson" in path.name:
+            lines = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+            chunks = [lines[i : i + NDJSON_CHUNK] for i in range(0, len(lines), NDJSON_CHUNK)]
+            labels = [f"{path.name}:{1 + i * NDJSON_CHUNK}" for i in range(len(chunks))]
+            bundles = [transaction_bundle(chunk) for chunk in chunks]
+        else:
+            labels, bundles = [path.name], [orjson.loads(raw)]
     except (OSError, EOFError, gzip.BadGzipFile, orjson.JSONDecodeError):
-        return path.name, None, "not a readable JSON file"
-    except CustodesError as error:
-        return path.name, None, str(error)
+        return [(path.name, None, "not a readable JSON or NDJSON file")]
+    results: list[tuple[str, list | None, str | None]] = []
+    for label, bundle in zip(labels, bundles, strict=True):
+        try:
+            results.append((label, plan_transaction(bundle), None))
+        except CustodesError as error:
+            results.append((label, None, str(error)))
+    return results
 
 
 @vault_app.command("import")
 def vault_import(
-    paths: Annotated[list[Path], typer.Argument(help="Transaction Bundle files (.json, .json.gz) or folders of them.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Transaction Bundles (.json), NDJSON resources (.ndjson), .gz or not, or folders.")
+    ],
     workers: Annotated[int, typer.Option(help="Processes that read and validate Bundles.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import FHIR transaction Bundles (Synthea's, say): each one all or nothing.
+    """Import FHIR transaction Bundles (Synthea's, say) or NDJSON resources, all or nothing
+    per Bundle (per 1,000 lines of NDJSON).
 
     A Bundle that does not validate is reported with the reason and skipped; the others
     are stored. Importing the same Bundle again stores nothing twice.
     """
     files = _bundle_files(paths)
     if not files:
-        raise InputFormatError("no Bundle files (.json, .json.gz) found")
+        raise InputFormatError("no Bundle or NDJSON files (.json, .ndjson, optionally .gz) found")
     custodes = _custodes()
     vault = custodes.vault
     who = _operator()
@@ -233,17 +259,18 @@ def vault_import(
             Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=err,
                      disable=as_json or not err.is_terminal) as bar:  # fmt: skip
         task = bar.add_task("bundles", total=len(files))
-        for name, plans, problem in pool.map(_plan_file, files):
-            if plans is not None:
-                try:
-                    vault.commit_transaction(who, plans)
-                except CustodesError as error:
-                    problem = str(error)
-            if problem is None:
-                imported += 1
-                resources += len(plans)
-            else:
-                refused.append({"file": name, "reason": problem})
+        for items in pool.map(_plan_file, files):
+            for name, plans, problem in items:
+                if plans is not None:
+                    try:
+                        vault.commit_transaction(who, plans)
+                    except CustodesError as error:
+                        problem = str(error)
+                if problem is None:
+                    imported += 1
+                    resources += len(plans)
+                else:
+                    refused.append({"file": name, "reason": problem})
             bar.advance(task)
     seconds = time.perf_counter() - started
     report = {"bundles": imported, "resources": resources, "refused": refused,

@@ -165,3 +165,15 @@ def index_values(resource: dict) -> Iterator[tuple[str, str]]:
             yield "name", family
         if given.strip() and family.strip():
             yield "name", f"{given} {family}"
+
+
+def transaction_bundle(resources: list[dict]) -> dict:
+    """A transaction Bundle that stores each resource under its own id (``PUT Type/id``)."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r.get('resourceType')}/{r.get('id')}"}}
+            for r in resources
+        ],
+    }

@@ -169,6 +169,7 @@ def test_refusals_are_operation_outcomes_with_a_4xx(server):
         assert r.status_code == 400 and "does not hold" in _outcome(r)
         r = http.get("/Patient/missing", headers=auth)
         assert r.status_code == 404
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
         r = http.get("/Condition", headers=auth)
         assert r.status_code == 400 and "needs patient" in _outcome(r)
         r = http.post("", headers=auth, json={"resourceType": "Bundle", "type": "batch", "entry": []})

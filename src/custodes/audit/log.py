@@ -21,7 +21,7 @@ from custodes.audit.chain import GENESIS, AuditEntry, chain, first_broken_link
 from custodes.audit.merkle import MerkleFrontier, merkle_root
 from custodes.audit.parallel import PARALLEL_FROM, can_fork, check_store_in_spans
 from custodes.core.clock import Clock
-from custodes.core.ports import AuditStore, StoredCheckpoint
+from custodes.core.ports import AuditStore, PositionTaken, StoredCheckpoint
 
 LOG_NAME = "custodes-audit-v1"
 
@@ -159,17 +159,34 @@ class AuditLog:
         self._lock = threading.Lock()
         self._frontier = MerkleFrontier()
         self._last_hash = GENESIS
+        self._head: tuple[int, bytes] | None = None
 
     def record(self, entry: AuditEntry) -> int:
         """Append one entry; return its position."""
         return self.record_many([entry])[0]
 
+    def _read_head(self) -> tuple[int, bytes]:
+        last = self._store.last()
+        return (0, GENESIS) if last is None else (last.position + 1, last.entry_hash)
+
     def record_many(self, entries: list[AuditEntry]) -> list[int]:
         with self._lock:
-            last = self._store.last()
-            start, previous = (0, GENESIS) if last is None else (last.position + 1, last.entry_hash)
-            linked = chain(entries, start, previous)
-            self._store.append(linked)
+            # The head (next position, last hash) is kept between appends; when another
+            # process appended meanwhile, the store refuses the taken position, and the
+            # head is read again. Positions are the key, so no entry is ever lost.
+            if self._head is None:
+                self._head = self._read_head()
+            for attempt in range(100):
+                start, previous = self._head
+                linked = chain(entries, start, previous)
+                try:
+                    self._store.append(linked)
+                    break
+                except PositionTaken:
+                    if attempt == 99:
+                        raise
+                    self._head = self._read_head()
+            self._head = (start + len(linked), linked[-1].entry_hash) if linked else self._head
             if self._every and (start // self._every) != ((start + len(entries)) // self._every):
                 self._checkpoint_locked()
         return [row.position for row in linked]

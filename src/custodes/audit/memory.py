@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from custodes.core.ports import StoredAuditEntry, StoredCheckpoint
+from custodes.core.ports import PositionTaken, StoredAuditEntry, StoredCheckpoint
 
 
 class MemoryAuditStore:
@@ -21,6 +21,8 @@ class MemoryAuditStore:
         with self._lock:
             expected = len(self.entries)
             for offset, entry in enumerate(entries):
+                if entry.position < expected + offset:
+                    raise PositionTaken("another writer appended at this position")
                 if entry.position != expected + offset:
                     raise ValueError("audit entries are appended in position order")
             self.entries.extend(entries)

@@ -317,10 +317,16 @@ class StoredCheckpoint:
     signature: bytes
 
 
+class PositionTaken(Exception):
+    """Another writer appended to the audit log at this position first."""
+
+
 class AuditStore(Protocol):
     """An append-only audit log. Entries are never updated or deleted through it."""
 
-    def append(self, entries: Sequence[StoredAuditEntry]) -> None: ...
+    def append(self, entries: Sequence[StoredAuditEntry]) -> None:
+        """Store entries that continue the log; ``PositionTaken`` if another writer got there first."""
+        ...
 
     def last(self) -> StoredAuditEntry | None: ...
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -168,10 +170,24 @@ class EnvelopeCipher:
         keys: KeyService,
         scope_keys: ScopeKeyStore,
         random: Callable[[int], bytes] = os.urandom,
+        *,
+        open_cache_seconds: float = 30.0,
+        open_cache_size: int = 20_000,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys = keys
         self._scope_keys = scope_keys
         self._random = random
+        # Scope keys unwrapped for reading, kept briefly so a chart's records do not each
+        # cost a key lookup and an unwrap. Only opening uses it: sealing always reads the
+        # store, so a patient erased by another process never gets a record under a
+        # destroyed key. An erasure here drops the patient's entries at once; elsewhere,
+        # the erased records are gone from the store, so a cached key opens nothing.
+        self._open_ttl = open_cache_seconds
+        self._open_size = open_cache_size
+        self._monotonic = monotonic
+        self._opened: OrderedDict[str, tuple[float, str | None, bytes]] = OrderedDict()
+        self._opened_lock = threading.Lock()
 
     @staticmethod
     def _scope_context(record: ScopeKeyRecord | str) -> bytes:
@@ -223,8 +239,34 @@ class EnvelopeCipher:
         if sealed.scope_id != ref.scope_id():
             raise Undecryptable()
         aad = ref.associated_data()
-        data_key = _open(self._scope_key(ref, create=False), sealed.wrapped_data_key, aad)
+        data_key = _open(self._scope_key_to_open(ref), sealed.wrapped_data_key, aad)
         return _open(data_key, sealed.ciphertext, aad)
+
+    def _scope_key_to_open(self, ref: RecordRef) -> bytes:
+        if self._open_ttl <= 0:
+            return self._scope_key(ref, create=False)
+        scope_id, now = ref.scope_id(), self._monotonic()
+        with self._opened_lock:
+            hit = self._opened.get(scope_id)
+            if hit is not None and hit[0] > now:
+                self._opened.move_to_end(scope_id)
+                return hit[2]
+        key = self._scope_key(ref, create=False)
+        with self._opened_lock:
+            self._opened[scope_id] = (now + self._open_ttl, ref.patient_id, key)
+            self._opened.move_to_end(scope_id)
+            while len(self._opened) > self._open_size:
+                self._opened.popitem(last=False)
+        return key
+
+    def forget_opened(self, patient_id: str | None = None) -> None:
+        """Drop cached scope keys (of one patient, or all)."""
+        with self._opened_lock:
+            if patient_id is None:
+                self._opened.clear()
+                return
+            for scope_id in [k for k, (_t, p, _key) in self._opened.items() if p == patient_id]:
+                del self._opened[scope_id]
 
     # --- rotation --------------------------------------------------------------------------
 
@@ -272,4 +314,5 @@ class EnvelopeCipher:
 
     def shred_patient(self, patient_id: str) -> int:
         """Destroy every key of this patient's records; return how many were destroyed."""
+        self.forget_opened(patient_id)
         return self._scope_keys.delete_patient(patient_id)

@@ -9,8 +9,15 @@ from datetime import UTC
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
-from custodes.core.ports import ScopeKeyRecord, StoredAuditEntry, StoredCheckpoint, WrappedKey
+from custodes.core.ports import (
+    PositionTaken,
+    ScopeKeyRecord,
+    StoredAuditEntry,
+    StoredCheckpoint,
+    WrappedKey,
+)
 from custodes.storage.schema import audit_checkpoints, audit_entries, key_scopes
 
 _SPAN_SQLITE = (
@@ -31,11 +38,14 @@ class SqlAuditStore:
     def append(self, entries: Sequence[StoredAuditEntry]) -> None:
         if not entries:
             return
-        with self._engine.begin() as conn:
-            conn.execute(
-                audit_entries.insert(),
-                [{"position": e.position, "body": e.body, "entry_hash": e.entry_hash} for e in entries],
-            )
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    audit_entries.insert(),
+                    [{"position": e.position, "body": e.body, "entry_hash": e.entry_hash} for e in entries],
+                )
+        except IntegrityError as err:
+            raise PositionTaken("another writer appended at this position") from err
 
     def last(self) -> StoredAuditEntry | None:
         query = sa.select(audit_entries).order_by(audit_entries.c.position.desc()).limit(1)

@@ -189,3 +189,30 @@ def test_two_writers_creating_one_scope_key_agree_on_it():
     assert first.open(OBS, sealed_first) == b"one"
     assert first.open(replace(OBS, record_id="obs-2"), sealed_second) == b"two"
     assert len(store.all()) == 1
+
+
+class _CountingStore(MemoryScopeKeyStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def get(self, scope_id):
+        self.gets += 1
+        return super().get(scope_id)
+
+
+def test_opening_reuses_an_unwrapped_scope_key_until_it_expires_or_the_patient_is_erased():
+    now = [0.0]
+    store = _CountingStore()
+    cipher = EnvelopeCipher(LocalKeyring.generate(), store, open_cache_seconds=10, monotonic=lambda: now[0])
+    refs = [RecordRef(f"o{i}", "Observation", 1, Tier.STANDARD, patient_id="p1") for i in range(3)]
+    sealed = [cipher.seal(r, b"x") for r in refs]
+    store.gets = 0
+    assert [cipher.open(r, s) for r, s in zip(refs, sealed, strict=True)] == [b"x"] * 3
+    assert store.gets == 1  # one lookup for the patient's key, then the cache
+    now[0] = 11.0
+    cipher.open(refs[0], sealed[0])
+    assert store.gets == 2  # expired: read again
+    cipher.shred_patient("p1")
+    with pytest.raises(Undecryptable):
+        cipher.open(refs[1], sealed[1])  # erased here: the cached key is dropped at once

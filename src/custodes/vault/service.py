@@ -313,6 +313,10 @@ class RecordVault:
         tier = self._classifier.classify(resource).tier
         if plan.patient_id is not None and tier is Tier.ORGANISATIONAL:
             tier = Tier.STANDARD  # a record of a patient is never below the standard tier
+        if plan.patient_id is None:
+            # No patient: a Practitioner or Organization whose free text names someone
+            # still has no patient key to go under; it stays with the tenant's key.
+            tier = Tier.ORGANISATIONAL
         plan.tier = tier
 
     # --- reads ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """``create_app(custodes)``: the FastAPI application over a wired ``Custodes``.
 
-Errors never carry a traceback to the client: each known error becomes a 4xx with a
+Served over TLS (``create_app(custodes, tls=True)``), every response carries HSTS and the
+session cookie is always Secure. Errors never carry a traceback to the client: each known error becomes a 4xx with a
 one-line ``detail``; anything else is logged here and answered with a plain 500.
 """
 
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse
 from custodes import __version__
 from custodes.api.deps import session_cookie_name
 from custodes.api.routes import auth, cases, metrics
+from custodes.api.tls import HSTS
 from custodes.bootstrap import Custodes
 from custodes.core.errors import CustodesError, ServiceUnavailableError
 from custodes.correlate.service import CaseClosedError, CaseNotFoundError
@@ -54,7 +56,8 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(custodes: Custodes) -> FastAPI:
+def create_app(custodes: Custodes, *, tls: bool = False) -> FastAPI:
+    """The application; ``tls`` when it is served over HTTPS (HSTS, Secure cookies)."""
     app = FastAPI(
         title="Custodes",
         version=__version__,
@@ -63,7 +66,10 @@ def create_app(custodes: Custodes) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.custodes = custodes
-    app.state.session_cookie = session_cookie_name(custodes.settings.cookie_secure)
+    # Under TLS the cookie is Secure whatever CUSTODES_COOKIE_SECURE says.
+    app.state.cookie_secure = tls or custodes.settings.cookie_secure
+    app.state.session_cookie = session_cookie_name(app.state.cookie_secure)
+    headers = {**SECURITY_HEADERS, **({"Strict-Transport-Security": HSTS} if tls else {})}
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(metrics.router)
@@ -91,7 +97,7 @@ def create_app(custodes: Custodes) -> FastAPI:
     @app.middleware("http")
     async def _headers(request: Request, call_next):
         response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         return response
 

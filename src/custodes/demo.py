@@ -389,7 +389,7 @@ def _vault_step(custodes: Custodes, console: Console) -> None:
     ]  # fmt: skip
     console.print(
         f"11. The record vault: a record sealed under its own data key (AES-256-GCM), wrapped by the "
-        f"patient's key, wrapped by keyring v{custodes.keyring.current_version()}; three staff "
+        f"patient's key, wrapped by keyring v{custodes.key_service.current_version()}; three staff "
         "ask to read it, and the policy decides:"
     )
     log = custodes.audit_log

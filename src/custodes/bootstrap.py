@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache, cached_property
 from pathlib import Path
+from typing import Literal
 
 import orjson
 import platformdirs
@@ -30,7 +31,7 @@ from custodes.audit.recorders import AuditedResponseRuns, AuditedSignIns
 from custodes.core.clock import Clock, SystemClock
 from custodes.core.errors import ConfigurationError
 from custodes.core.events import SignInEvent
-from custodes.core.ports import SignInRecorder
+from custodes.core.ports import KeyService, SignInRecorder
 from custodes.core.responses import ResponseRun
 from custodes.correlate.alerts import alerts_from_scores
 from custodes.correlate.service import CaseBook, RecordReport
@@ -45,6 +46,7 @@ from custodes.ingest.csv_access import CsvMapping
 from custodes.ingest.service import IngestReport, Progress, ingest_event_files
 from custodes.keys import BlindIndex, EnvelopeCipher, LocalKeyring
 from custodes.keys.keyfile import read_or_create
+from custodes.keys.transit import TransitKeyService
 from custodes.respond.actions import (
     ActionRegistry,
     EmailAction,
@@ -154,6 +156,18 @@ class Settings(BaseSettings):
     audit_checkpoint_every: int = Field(
         default=1000, ge=1, description="Sign a checkpoint of the audit log every N entries."
     )
+    # The key service under envelope encryption: the local keyring, or Vault / OpenBao
+    # transit (docs/vault.md, "An external KMS"). The token is read from a file.
+    kms: Literal["local", "vault-transit"] = Field(
+        default="local", description="local (DATA_DIR/keyring.json) or vault-transit."
+    )
+    vault_addr: str | None = Field(default=None, description="Vault or OpenBao address (https://...).")
+    vault_token_file: Path | None = Field(
+        default=None, description="A file holding the Vault token (never the token itself)."
+    )
+    vault_mount: str = Field(default="transit", description="Where the transit engine is mounted.")
+    vault_key: str = Field(default="custodes", description="The transit key's name.")
+    vault_ca_file: Path | None = Field(default=None, description="CA bundle for Vault's TLS.")
     cookie_secure: bool = Field(
         default=True, description="Mark the session cookie Secure (browsers allow it on localhost)."
     )
@@ -301,9 +315,25 @@ class Custodes:
         return LocalKeyring.open_file(self.data_dir / "keyring.json")
 
     @cached_property
+    def key_service(self) -> KeyService:
+        """The KEKs: the local keyring, or Vault transit when ``CUSTODES_KMS=vault-transit``."""
+        settings = self.settings
+        if settings.kms == "local":
+            return self.keyring
+        if not settings.vault_addr or settings.vault_token_file is None:
+            raise ConfigurationError(
+                "CUSTODES_KMS=vault-transit needs CUSTODES_VAULT_ADDR and CUSTODES_VAULT_TOKEN_FILE"
+            )
+        return TransitKeyService.connect(
+            settings.vault_addr, settings.vault_token_file, settings.vault_key,
+            mount=settings.vault_mount, ca_file=settings.vault_ca_file,
+            index_file=self.data_dir / "blind-index.transit",
+        )  # fmt: skip
+
+    @cached_property
     def envelope(self) -> EnvelopeCipher:
-        """Envelope encryption over the keyring, scope keys in the relational store."""
-        return EnvelopeCipher(self.keyring, SqlScopeKeyStore(self.ready_engine()))
+        """Envelope encryption over the key service, scope keys in the relational store."""
+        return EnvelopeCipher(self.key_service, SqlScopeKeyStore(self.ready_engine()))
 
     def audit_signing_key(self) -> Ed25519PrivateKey:
         """The audit log's Ed25519 key: DATA_DIR/audit-signing.key, made 0600 on first use."""
@@ -332,13 +362,13 @@ class Custodes:
     @cached_property
     def vault(self) -> RecordVault:
         """The encrypted FHIR record store (docs/vault.md): sealed records in the relational
-        store, keys from the keyring, every act in the audit log, care relationships from
+        store, keys from the key service, every act in the audit log, care relationships from
         the hospital context."""
         engine = self.ready_engine()
         return RecordVault(
             SqlRecordStore(engine),
             self.envelope,
-            BlindIndex(self.keyring.index_secret()),
+            BlindIndex(self.key_service.index_secret()),
             SensitivityClassifier(),
             self.audit_log,
             self.clock,

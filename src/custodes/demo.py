@@ -395,7 +395,7 @@ def _vault_step(custodes: Custodes, hospital: Path, console: Console) -> None:
     console.print(
         f"11. The record vault: the hospital's {sum(tiers.values()):,} FHIR records imported as transactions "
         f"in {seconds:.1f} s, each sealed under its own data key (AES-256-GCM), wrapped by the patient's key "
-        f"(a key of its own when sensitive), wrapped by keyring v{custodes.keyring.current_version()}: "
+        f"(a key of its own when sensitive), wrapped by keyring v{custodes.key_service.current_version()}: "
         f"{tiers['standard']:,} standard, {tiers['sensitive']:,} sensitive, "
         f"{tiers['organisational']:,} organisational. Staff ask for records; the policy decides:"
     )

@@ -1,6 +1,7 @@
 """``create_app(custodes)``: the FastAPI application over a wired ``Custodes``.
 
-Errors never carry a traceback to the client: each known error becomes a 4xx with a
+Served over TLS (``create_app(custodes, tls=True)``), every response carries HSTS and the
+session cookie is always Secure. Errors never carry a traceback to the client: each known error becomes a 4xx with a
 one-line ``detail``; anything else is logged here and answered with a plain 500.
 """
 
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from custodes import __version__
 from custodes.api.deps import session_cookie_name
 from custodes.api.routes import auth, cases, fhir, metrics
+from custodes.api.tls import HSTS
 from custodes.bootstrap import Custodes
 from custodes.core.errors import CustodesError, ServiceUnavailableError
 from custodes.correlate.service import CaseClosedError, CaseNotFoundError
@@ -70,15 +72,15 @@ SECURITY_HEADERS = {
 
 
 class SecurityHeaders:
-    """Adds ``SECURITY_HEADERS`` to every response a route has not set them on.
+    """Adds the security headers to every response a route has not set them on.
 
     Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
     runs each request through an extra task and stream, a measurable share of a vault read.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: dict[str, str]) -> None:
         self.app = app
-        self.extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        self.extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,7 +109,8 @@ class DropQueryStrings(logging.Filter):
         return True
 
 
-def create_app(custodes: Custodes) -> FastAPI:
+def create_app(custodes: Custodes, *, tls: bool = False) -> FastAPI:
+    """The application; ``tls`` when it is served over HTTPS (HSTS, Secure cookies)."""
     app = FastAPI(
         title="Custodes",
         version=__version__,
@@ -119,7 +122,10 @@ def create_app(custodes: Custodes) -> FastAPI:
     access_log = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, DropQueryStrings) for f in access_log.filters):
         access_log.addFilter(DropQueryStrings())
-    app.state.session_cookie = session_cookie_name(custodes.settings.cookie_secure)
+    # Under TLS the cookie is Secure whatever CUSTODES_COOKIE_SECURE says.
+    app.state.cookie_secure = tls or custodes.settings.cookie_secure
+    app.state.session_cookie = session_cookie_name(app.state.cookie_secure)
+    headers = {**SECURITY_HEADERS, **({"Strict-Transport-Security": HSTS} if tls else {})}
     app.include_router(auth.router)
     app.include_router(cases.router)
     app.include_router(metrics.router)
@@ -155,5 +161,5 @@ def create_app(custodes: Custodes) -> FastAPI:
             return fhir.fhir_response(fhir.operation_outcome("internal error", "exception"), 500)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, headers=headers)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
@@ -202,18 +203,51 @@ def token(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Certificate chain (PEM) to serve HTTPS with.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="Its private key (PEM, mode 0600).")
+    ] = None,
+    self_signed: Annotated[
+        bool,
+        typer.Option("--self-signed", help="HTTPS with a development certificate made (or "
+                     "reused) in the data directory."),
+    ] = False,
+    allow_plain_http: Annotated[
+        bool,
+        typer.Option("--allow-plain-http", help="Plain HTTP on a non-loopback address "
+                     "(only behind a TLS-terminating proxy)."),
+    ] = False,
 ) -> None:
-    """Serve the API (sign-in, passkeys) with Uvicorn. Loopback by default; TLS comes later."""
+    """Serve the API (sign-in, passkeys) with Uvicorn; HTTPS with --tls-cert/--tls-key or
+    --self-signed. Plain HTTP is refused beyond loopback unless --allow-plain-http."""
     import uvicorn
 
     from custodes.api.app import create_app
+    from custodes.api.tls import plan_transport, self_signed_pair
 
+    try:
+        transport = plan_transport(host, tls_cert=tls_cert, tls_key=tls_key,
+                                   self_signed=self_signed, allow_plain_http=allow_plain_http)  # fmt: skip
+    except CustodesError as error:  # one line, before anything is opened or created
+        err.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     custodes = _custodes()
+    if transport.self_signed:
+        transport = self_signed_pair(custodes.data_dir, host)
+        err.print(f"development certificate (trust it explicitly): {transport.cert_file}",
+                  highlight=False, markup=False, soft_wrap=True)  # fmt: skip
     custodes.identity  # noqa: B018 - a wrong setting or a missing server fails here, not later
-    app = create_app(custodes)
-    err.print(f"Custodes API on http://{host}:{port} (passkey page: /auth/passkeys)")
+    app = create_app(custodes, tls=transport.tls)
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"Custodes API on {transport.scheme}://{shown}:{port} (passkey page: /auth/passkeys)",
+              highlight=False, markup=False, soft_wrap=True)  # fmt: skip
     # No WebSocket routes: ws="none" keeps the deprecated websockets.legacy out.
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, ws="none")
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", server_header=False, ws="none",
+        ssl_certfile=transport.cert_file, ssl_keyfile=transport.key_file,
+    )  # fmt: skip
 
 
 def register(app: typer.Typer, factory: Callable[[], Custodes]) -> None:

@@ -74,7 +74,7 @@ def keys_rotate(as_json: JsonOpt = False) -> None:
     """
     custodes = _custodes()
     cipher = custodes.envelope
-    before = custodes.keyring.current_version()
+    before = custodes.key_service.current_version()
     bar = Progress(TextColumn("rewrapping scope keys"), BarColumn(), MofNCompleteColumn(),
                    console=err, transient=True, disable=as_json or not err.is_terminal)  # fmt: skip
     total = 0
@@ -83,12 +83,12 @@ def keys_rotate(as_json: JsonOpt = False) -> None:
         for step in cipher.rotate():
             total = step.total
             bar.update(task, completed=step.done, total=step.total)
-    after = custodes.keyring.current_version()
+    after = custodes.key_service.current_version()
     custodes.audit_log.record(AuditEntry(
         custodes.clock.now(), "cli", Action.EXECUTE, review=True,
         detail={"operation": "keys.rotate", "from_version": str(before), "to_version": str(after)},
     ))  # fmt: skip
-    summary = {"version": after, "rewrapped": total, "live_versions": custodes.keyring.versions()}
+    summary = {"version": after, "rewrapped": total, "live_versions": custodes.key_service.versions()}
     if as_json:
         _print_json(summary)
         return

@@ -258,6 +258,10 @@ class KeyService(Protocol):
         """Destroy a version that is not current; what it wrapped no longer unwraps."""
         ...
 
+    def index_secret(self) -> bytes:
+        """The secret blind indexes are keyed from (stable across rotations)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ScopeKeyRecord:

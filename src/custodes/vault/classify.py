@@ -309,6 +309,11 @@ for _category, _systems in CODE_LISTS.items():
             _CODE_INDEX.setdefault((_system, _code), []).append((_category, _reason))
 _SYSTEMS_OF_INTEREST = frozenset({SNOMED, LOINC, RXNORM, ICD10CM, *_SYSTEM_ALIASES})
 _TAG = re.compile(r"<[^>]*>")
+_ID_CHARS = re.compile(r"[0-9@]")
+# The deny lists' own shape (Presidio's): a whole term, any case.
+_ANY_TERM = re.compile(
+    r"(?:^|(?<=\W))(?:" + "|".join(re.escape(t) for ts in DENY_TERMS.values() for t in ts)
+    + r")(?:(?=\W)|$)", re.IGNORECASE)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,8 +378,14 @@ class SensitivityClassifier:
         if len(text) > MAX_TEXT_CHARS:
             reasons.append(f"{where}: only the first {MAX_TEXT_CHARS:,} characters scanned")
             text = text[:MAX_TEXT_CHARS]
+        # Every identifier holds a digit or an @, every term is in one regex: a text with
+        # neither cannot match, so Presidio runs only the recognisers that might.
+        entities = [*(PHI_ENTITIES if _ID_CHARS.search(text) else ()),
+                    *(_TERM_ENTITY.values() if _ANY_TERM.search(text) else ())]  # fmt: skip
+        if not entities:
+            return False
         found_phi = False
-        results = self._analyzer.analyze(text=text, language="en",
+        results = self._analyzer.analyze(text=text, language="en", entities=entities,
                                          score_threshold=SCORE_THRESHOLD)  # fmt: skip
         for entity in sorted({result.entity_type for result in results}):
             category = _CATEGORY_OF_ENTITY.get(entity)
@@ -489,7 +500,9 @@ def _analyzer() -> Any:
     engine.load()
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.add_recognizer(UsSsnRecognizer())
-    registry.add_recognizer(PhoneRecognizer(supported_regions=("US", "UK", "DE", "FR")))
+    # US national formats; numbers written with a +country code are found in any case.
+    # (Each extra region costs a full pass of the phonenumbers matcher.)
+    registry.add_recognizer(PhoneRecognizer(supported_regions=("US",)))
     # Presidio's own EmailRecognizer validates with tldextract, which fetches the public
     # suffix list over the network; a plain pattern keeps the scan offline.
     registry.add_recognizer(PatternRecognizer(

@@ -57,7 +57,7 @@ def _session_response(
         issued.session_id,
         max_age=expires_in,
         httponly=True,
-        secure=request.app.state.custodes.settings.cookie_secure,
+        secure=request.app.state.cookie_secure,
         samesite="strict",
         path="/",
     )
@@ -81,7 +81,7 @@ def logout(request: Request, identity: IdentityDep, caller: SessionDep) -> Respo
     response.delete_cookie(
         request.app.state.session_cookie,
         path="/",
-        secure=request.app.state.custodes.settings.cookie_secure,
+        secure=request.app.state.cookie_secure,
         httponly=True,
         samesite="strict",
     )

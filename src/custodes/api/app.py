@@ -8,6 +8,7 @@ one-line ``detail``; anything else is logged here and answered with a plain 500.
 from __future__ import annotations
 
 import logging
+import os
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -163,3 +164,11 @@ def create_app(custodes: Custodes, *, tls: bool = False) -> FastAPI:
 
     app.add_middleware(SecurityHeaders, headers=headers)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one ``custodes serve --workers N`` process, built from the
+    ``CUSTODES_*`` settings (``CUSTODES_SERVE_TLS=1`` when served over HTTPS)."""
+    from custodes.bootstrap import Settings
+
+    return create_app(Custodes(Settings()), tls=os.environ.get("CUSTODES_SERVE_TLS") == "1")

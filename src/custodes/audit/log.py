@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 
 import orjson
@@ -127,6 +127,16 @@ def judge(
     return VerifyReport(n, len(checkpoints))
 
 
+@dataclass(slots=True)
+class _Pending:
+    """Entries waiting for the next group commit, and what became of them."""
+
+    entries: list[AuditEntry]
+    positions: list[int] = field(default_factory=list)
+    done: bool = False
+    error: BaseException | None = None
+
+
 class AuditLog:
     """Append audited acts and sign checkpoints every ``checkpoint_every`` entries.
 
@@ -160,6 +170,8 @@ class AuditLog:
         self._frontier = MerkleFrontier()
         self._last_hash = GENESIS
         self._head: tuple[int, bytes] | None = None
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
 
     def record(self, entry: AuditEntry) -> int:
         """Append one entry; return its position."""
@@ -170,25 +182,55 @@ class AuditLog:
         return (0, GENESIS) if last is None else (last.position + 1, last.entry_hash)
 
     def record_many(self, entries: list[AuditEntry]) -> list[int]:
+        """Append entries; return their positions once they are stored.
+
+        Group commit: callers on other threads that arrive while an append is under way
+        queue their entries, and the next thread to get the writer's lock stores every
+        queued entry in one transaction. Each caller still returns only after its own
+        entries are stored (or raises what stopped them).
+        """
+        mine = _Pending(list(entries))
+        with self._queue_lock:
+            self._queue.append(mine)
         with self._lock:
-            # The head (next position, last hash) is kept between appends; when another
-            # process appended meanwhile, the store refuses the taken position, and the
-            # head is read again. Positions are the key, so no entry is ever lost.
-            if self._head is None:
-                self._head = self._read_head()
-            for attempt in range(100):
-                start, previous = self._head
-                linked = chain(entries, start, previous)
+            if not mine.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
                 try:
-                    self._store.append(linked)
-                    break
-                except PositionTaken:
-                    if attempt == 99:
-                        raise
-                    self._head = self._read_head()
-            self._head = (start + len(linked), linked[-1].entry_hash) if linked else self._head
-            if self._every and (start // self._every) != ((start + len(entries)) // self._every):
-                self._checkpoint_locked()
+                    positions = self._append_locked([e for p in batch for e in p.entries])
+                except BaseException as error:
+                    for pending in batch:
+                        pending.error, pending.done = error, True
+                    raise
+                at = 0
+                for pending in batch:
+                    pending.positions, pending.done = positions[at : at + len(pending.entries)], True
+                    at += len(pending.entries)
+        if mine.error is not None:
+            raise mine.error
+        return mine.positions
+
+    def _append_locked(self, entries: list[AuditEntry]) -> list[int]:
+        # The head (next position, last hash) is kept between appends; when another
+        # process appended meanwhile, the store refuses the taken position, and the head
+        # is read again. Positions are the key, so no entry is ever lost.
+        if not entries:
+            return []
+        if self._head is None:
+            self._head = self._read_head()
+        for attempt in range(100):
+            start, previous = self._head
+            linked = chain(entries, start, previous)
+            try:
+                self._store.append(linked)
+                break
+            except PositionTaken:
+                if attempt == 99:
+                    raise
+                self._head = self._read_head()
+        self._head = (start + len(linked), linked[-1].entry_hash)
+        if self._every and (start // self._every) != ((start + len(entries)) // self._every):
+            self._checkpoint_locked()
         return [row.position for row in linked]
 
     def checkpoint(self) -> StoredCheckpoint:

@@ -6,6 +6,7 @@ that would land in the shell history or the process list.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -219,6 +220,9 @@ def serve(
         typer.Option("--allow-plain-http", help="Plain HTTP on a non-loopback address "
                      "(only behind a TLS-terminating proxy)."),
     ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Server processes (one per core serves most).")
+    ] = 1,
 ) -> None:
     """Serve the API (sign-in, passkeys) with Uvicorn; HTTPS with --tls-cert/--tls-key or
     --self-signed. Plain HTTP is refused beyond loopback unless --allow-plain-http."""
@@ -239,7 +243,14 @@ def serve(
         err.print(f"development certificate (trust it explicitly): {transport.cert_file}",
                   highlight=False, markup=False, soft_wrap=True)  # fmt: skip
     custodes.identity  # noqa: B018 - a wrong setting or a missing server fails here, not later
-    app = create_app(custodes, tls=transport.tls)
+    custodes.vault  # noqa: B018 - the same for the record store (and its schema is made now, once)
+    if workers > 1:
+        # Each worker process builds its own application from the same CUSTODES_* settings.
+        os.environ["CUSTODES_SERVE_TLS"] = "1" if transport.tls else "0"
+        os.environ["CUSTODES_DATA_DIR"] = str(custodes.data_dir)  # --data-dir, for the workers too
+        app: object = "custodes.api.app:app_from_environment"
+    else:
+        app = create_app(custodes, tls=transport.tls)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"Custodes API on {transport.scheme}://{shown}:{port} (passkey page: /auth/passkeys)",
               highlight=False, markup=False, soft_wrap=True)  # fmt: skip
@@ -247,6 +258,7 @@ def serve(
     uvicorn.run(
         app, host=host, port=port, log_level="info", server_header=False, ws="none",
         ssl_certfile=transport.cert_file, ssl_keyfile=transport.key_file,
+        workers=workers if workers > 1 else None, factory=workers > 1,
     )  # fmt: skip
 
 

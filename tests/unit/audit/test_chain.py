@@ -278,3 +278,48 @@ def test_every_checkpoint_root_is_the_root_of_its_prefix_also_with_two_writers()
     for cp in store.checkpoints():
         assert cp.root == merkle_root(hashes[: cp.size]) and cp.last_hash == hashes[cp.size - 1]
     assert one.verify(PUBLIC).ok
+
+
+def test_concurrent_writers_share_commits_and_each_gets_its_own_positions():
+    import threading
+    import time as _time
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from custodes.audit import AuditLog
+    from custodes.audit.memory import MemoryAuditStore
+
+    class SlowStore(MemoryAuditStore):
+        appends = 0
+
+        def append(self, entries):
+            SlowStore.appends += 1
+            _time.sleep(0.002)  # a commit that takes time, so callers pile up behind it
+            super().append(entries)
+
+    class Clock:
+        def now(self):
+            return T0
+
+    key = Ed25519PrivateKey.generate()
+    log = AuditLog(SlowStore(), Clock(), key, checkpoint_every=0)
+    got: dict[int, list[int]] = {}
+
+    def write(n: int) -> None:
+        got[n] = []
+        for i in range(20):
+            got[n] += log.record_many([AuditEntry(T0, f"u{n}", Action.READ, detail={"i": str(i)}),
+                                       AuditEntry(T0, f"u{n}", Action.SEARCH)])  # fmt: skip
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = sorted(p for positions in got.values() for p in positions)
+    assert everything == list(range(8 * 20 * 2))
+    for n, positions in got.items():  # each caller's entries are where it was told
+        for p in positions:
+            assert AuditEntry.from_body(log._store.entries[p].body).actor == f"u{n}"
+    assert SlowStore.appends < 8 * 20  # commits were shared
+    assert log.verify(key.public_key()).ok

@@ -23,7 +23,7 @@ PATIENT_TYPES = frozenset({
     "DiagnosticReport", "DocumentReference", "AllergyIntolerance", "Immunization", "CarePlan",
     "Claim", "ExplanationOfBenefit", "Goal", "ImagingStudy", "CareTeam", "Coverage",
     "RelatedPerson", "MedicationAdministration", "MedicationStatement", "ServiceRequest",
-    "Specimen", "FamilyMemberHistory", "Device",
+    "Specimen", "FamilyMemberHistory", "Device", "Consent",
 })  # fmt: skip
 ORGANISATIONAL_TYPES = frozenset({"Practitioner", "Organization", "PractitionerRole", "Location", "Medication"})
 SUPPORTED_TYPES = PATIENT_TYPES | ORGANISATIONAL_TYPES
@@ -37,7 +37,7 @@ _PATIENT_ELEMENT = {
     "Goal": "subject", "ImagingStudy": "subject", "CareTeam": "subject", "Coverage": "beneficiary",
     "RelatedPerson": "patient", "MedicationAdministration": "subject",
     "MedicationStatement": "subject", "ServiceRequest": "subject", "Specimen": "subject",
-    "FamilyMemberHistory": "patient", "Device": "patient",
+    "FamilyMemberHistory": "patient", "Device": "patient", "Consent": "patient",
 }  # fmt: skip
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR R4 id datatype

@@ -34,6 +34,7 @@ from custodes.core.events import Action, Outcome
 from custodes.core.ports import IndexEntry, RecordStore, StoredRecord, VersionConflict
 from custodes.keys import BlindIndex, EnvelopeCipher, RecordRef, SealedRecord, Tier, Undecryptable
 from custodes.vault import resources as fhir
+from custodes.vault.consent import directives as consent_directives
 from custodes.vault.errors import (
     AccessDenied,
     InvalidResource,
@@ -186,7 +187,7 @@ class RecordVault:
         clock: Clock,
         *,
         care_relationship: Callable[[str, str], bool] = lambda _user, _patient: False,
-        consents: Callable[[str], tuple[ConsentDirective, ...]] = lambda _patient: (),
+        consents: Callable[[str], tuple[ConsentDirective, ...]] | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._store = store
@@ -196,10 +197,18 @@ class RecordVault:
         self._audit = audit
         self._clock = clock
         self._care = care_relationship
-        self._consents = consents
+        # By default the patient's directives are the active Consent resources of theirs
+        # this vault holds (vault/consent.py).
+        self._consents = consents or self._stored_consents
         self._new_id = new_id
 
     # --- policy and audit --------------------------------------------------------------
+
+    def _stored_consents(self, patient_id: str) -> tuple[ConsentDirective, ...]:
+        found: list[ConsentDirective] = []
+        for record in self._store.by_patient(patient_id, ["Consent"]):
+            found.extend(consent_directives(self._open(record), patient_id))
+        return tuple(found)
 
     def _request(
         self, who: Requester, action: Action, resource_type: str, patient_id: str | None, sensitive: bool, now: datetime

@@ -65,7 +65,7 @@ class Env:
         self.vault = RecordVault(
             self.store, self.cipher, BlindIndex(self.keyring.index_secret()), CodeClassifier(), self.audit,
             self.clock, care_relationship=lambda u, p: (u, p) in care,
-            consents=consents or (lambda _p: ()), new_id=lambda: next(ids),
+            consents=consents, new_id=lambda: next(ids),
         )  # fmt: skip
 
     def entries(self) -> list[AuditEntry]:
@@ -344,3 +344,55 @@ def _refs(node):
     elif isinstance(node, list):
         for v in node:
             yield from _refs(v)
+
+
+def consent(cid: str, pid: str = "p1", **provision) -> dict:
+    return {
+        "resourceType": "Consent", "id": cid, "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{pid}"},
+        "provision": {"type": "deny", **provision},
+    }  # fmt: skip
+
+
+def test_a_stored_consent_resource_restricts_access():
+    env = Env(care={("dr.lee", "p1"), ("dr.kim", "p1")})
+    env.vault.transaction(ADMIN, bundle(patient(), condition("c1"), condition("c2", code=HIV)))
+    # No directive yet: both clinicians with a care relationship may read.
+    assert env.vault.read(DOCTOR, "Condition", "c1")["id"] == "c1"
+    actor = {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                  "code": "PRCP"}]}, "reference": {"reference": "Practitioner/dr.lee"}}  # fmt: skip
+    env.vault.update(ADMIN, "Consent", "k1", consent("k1", actor=[actor]))
+    with pytest.raises(AccessDenied, match="consent"):
+        env.vault.read(DOCTOR, "Condition", "c1")
+    kim = Requester("dr.kim", Role.CLINICIAN)
+    assert env.vault.read(kim, "Condition", "c1")["id"] == "c1"
+    # Break-the-glass overrides it, and is reviewed.
+    glass = BreakGlass("cardiac arrest on the ward", NOW, NOW + timedelta(hours=1))
+    assert env.vault.read(Requester("dr.lee", Role.CLINICIAN, break_glass=glass), "Condition", "c1")["id"] == "c1"
+    # Withdrawn (no longer active): the restriction is gone.
+    env.vault.update(ADMIN, "Consent", "k1", {**consent("k1"), "status": "inactive"})
+    assert env.vault.read(DOCTOR, "Condition", "c1")["id"] == "c1"
+
+
+def test_consent_by_role_purpose_and_sensitivity():
+    from custodes.vault.consent import directives
+
+    doc = consent(
+        "k2",
+        actor=[{"role": {"coding": [{"system": "urn:custodes:role", "code": "researcher"}]},
+                "reference": {"reference": "Organization/o1"}}],
+        purpose=[{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}],
+        securityLabel=[{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}],
+        period={"start": "2026-01-01T00:00:00Z"},
+    )  # fmt: skip
+    doc["policyRule"] = {"coding": [{"system": "urn:custodes:consent", "code": "no-emergency-override"}]}
+    (directive,) = directives(doc, "p1")
+    assert directive.denied_roles == {Role.RESEARCHER} and directive.denied_purposes == {"HRESCH"}
+    assert directive.sensitive_only and not directive.emergency_override
+    assert directive.start == datetime(2026, 1, 1, tzinfo=UTC)
+    nested = {**consent("k3"), "provision": {"type": "permit", "provision": [
+        {"type": "deny", "actor": [{"reference": {"reference": "Practitioner/s9"}}]}, {"type": "permit"}]}}  # fmt: skip
+    assert [d.denied_users for d in directives(nested, "p1")] == [{"s9"}]
+    assert directives({**consent("k4"), "status": "draft"}, "p1") == []

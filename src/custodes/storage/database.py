@@ -37,7 +37,9 @@ def create_engine(url: str) -> Engine:
         raise ConfigurationError(f"database URL {redacted(url)} is not valid") from err
     if parsed.drivername == "postgresql":  # the driver Custodes ships, not psycopg2
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    engine = sa.create_engine(url, future=True)
+    # A pool as wide as the API's thread pool is busy: connections beyond the pool are
+    # opened and closed per use, and each new SQLite connection repeats the pragmas.
+    engine = sa.create_engine(url, future=True, pool_size=10, max_overflow=30, pool_pre_ping=False)
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")

@@ -55,7 +55,13 @@ ADMIN = Requester("bench-admin", Role.ADMINISTRATOR, step_up_fresh=True)
 class PlainCipher:
     """The plaintext build: the same interface as ``EnvelopeCipher``, no encryption."""
 
-    def seal(self, ref, plaintext: bytes, memo=None) -> SealedRecord:
+    def batch(self, refs) -> None:
+        return None
+
+    def store_new_keys(self, batch) -> None:
+        return None
+
+    def seal(self, ref, plaintext: bytes, batch=None) -> SealedRecord:
         return SealedRecord(ref.scope_id(), b"-", plaintext)
 
     def open(self, ref, sealed: SealedRecord) -> bytes:

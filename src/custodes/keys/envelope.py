@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -100,6 +100,20 @@ class SealedRecord:
     ciphertext: bytes
 
 
+class KeyConflict(Exception):
+    """Another writer stored a scope key this batch was about to create: seal again."""
+
+
+@dataclass(slots=True)
+class SealBatch:
+    """The scope keys of one write: looked up together before sealing, the new ones
+    stored together after (``EnvelopeCipher.store_new_keys``), before any record that
+    uses them."""
+
+    keys: dict[str, bytes]
+    new: dict[str, ScopeKeyRecord]
+
+
 @dataclass(frozen=True, slots=True)
 class RotationProgress:
     done: int
@@ -123,6 +137,13 @@ class MemoryScopeKeyStore:
     def add_new(self, record: ScopeKeyRecord) -> ScopeKeyRecord:
         with self._lock:
             return self._records.setdefault(record.scope_id, record)
+
+    def get_many(self, scope_ids: Iterable[str]) -> dict[str, ScopeKeyRecord]:
+        return {i: self._records[i] for i in scope_ids if i in self._records}
+
+    def add_new_many(self, records: Sequence[ScopeKeyRecord]) -> dict[str, ScopeKeyRecord]:
+        with self._lock:
+            return {r.scope_id: self._records.setdefault(r.scope_id, r) for r in records}
 
     def all(self) -> list[ScopeKeyRecord]:
         return sorted(self._records.values(), key=lambda r: r.scope_id)
@@ -194,16 +215,8 @@ class EnvelopeCipher:
         scope_id = record if isinstance(record, str) else record.scope_id
         return b"custodes-scope-key-v1\x1f" + scope_id.encode()
 
-    def _scope_key(self, ref: RecordRef, create: bool, memo: dict[str, bytes] | None = None) -> bytes:
+    def _scope_key(self, ref: RecordRef, create: bool) -> bytes:
         scope_id = ref.scope_id()
-        if memo is not None and scope_id in memo:
-            return memo[scope_id]
-        key = self._load_scope_key(ref, scope_id, create)
-        if memo is not None:
-            memo[scope_id] = key
-        return key
-
-    def _load_scope_key(self, ref: RecordRef, scope_id: str, create: bool) -> bytes:
         stored = self._scope_keys.get(scope_id)
         if stored is None:
             if not create:
@@ -220,18 +233,53 @@ class EnvelopeCipher:
         except ValueError:
             raise Undecryptable() from None
 
-    def seal(self, ref: RecordRef, plaintext: bytes, memo: dict[str, bytes] | None = None) -> SealedRecord:
+    def batch(self, refs: Iterable[RecordRef]) -> SealBatch:
+        """Look up the scope keys of the records about to be sealed, in one query.
+
+        A batch lives for one write only: kept longer, a patient erased meanwhile by
+        another process would get records sealed under a key that no longer exists.
+        """
+        stored = self._scope_keys.get_many({ref.scope_id() for ref in refs})
+        try:
+            keys = {i: self._keys.unwrap(r.wrapped, self._scope_context(r)) for i, r in stored.items()}
+        except ValueError:
+            raise Undecryptable() from None
+        return SealBatch(keys, {})
+
+    def store_new_keys(self, batch: SealBatch) -> None:
+        """Store the scope keys the batch created; ``KeyConflict`` if another writer
+        created one of them first (nothing sealed in this batch may then be stored)."""
+        if not batch.new:
+            return
+        stored = self._scope_keys.add_new_many(list(batch.new.values()))
+        lost = [i for i, mine in batch.new.items() if stored[i].wrapped != mine.wrapped]
+        batch.new.clear()
+        if lost:
+            raise KeyConflict("another writer created the same scope key first")
+
+    def _batch_key(self, ref: RecordRef, batch: SealBatch) -> bytes:
+        scope_id = ref.scope_id()
+        key = batch.keys.get(scope_id)
+        if key is None:
+            key = self._random(KEY_BYTES)
+            scope = SCOPE_OF_TIER[ref.tier]
+            patient = None if scope is KeyScope.TENANT else ref.patient_id
+            wrapped = self._keys.wrap(key, self._scope_context(scope_id))
+            batch.new[scope_id] = ScopeKeyRecord(scope_id, str(scope), patient, wrapped)
+            batch.keys[scope_id] = key
+        return key
+
+    def seal(self, ref: RecordRef, plaintext: bytes, batch: SealBatch | None = None) -> SealedRecord:
         """Seal ``plaintext`` under a fresh data key bound to ``ref``.
 
-        ``memo`` keeps the scope keys already unwrapped for the length of one batch (a
-        Bundle of one patient's records shares one patient key); never keep it longer,
-        or a patient erased meanwhile by another process would get records sealed under
-        a key that no longer exists.
+        With a ``batch``, the scope key comes from it (made there if new; the caller
+        stores the batch's new keys before the records); without, from the store.
         """
         aad = ref.associated_data()
         data_key = self._random(KEY_BYTES)
         ciphertext = _seal(data_key, plaintext, aad, self._random)
-        wrapped = _seal(self._scope_key(ref, create=True, memo=memo), data_key, aad, self._random)
+        scope_key = self._batch_key(ref, batch) if batch is not None else self._scope_key(ref, create=True)
+        wrapped = _seal(scope_key, data_key, aad, self._random)
         return SealedRecord(ref.scope_id(), wrapped, ciphertext)
 
     def open(self, ref: RecordRef, sealed: SealedRecord) -> bytes:

@@ -336,6 +336,7 @@ vault_records = sa.Table(
     sa.Column("current", sa.Boolean, nullable=False),
     sa.Index("ix_vault_records_patient", "patient_id", "current"),
     sa.Index("ix_vault_records_type_current", "resource_type", "current"),
+    sa.Index("ix_vault_records_record_id", "record_id"),
 )
 
 vault_index = sa.Table(

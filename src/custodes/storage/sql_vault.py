@@ -4,7 +4,7 @@ wrapped scope keys (``ScopeKeyStore``), on SQLite and PostgreSQL alike."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC
 
 import sqlalchemy as sa
@@ -160,6 +160,27 @@ class SqlScopeKeyStore:
             with self._engine.begin() as conn:  # erased in between: ours stands
                 conn.execute(insert)
         return record
+
+    def get_many(self, scope_ids: Iterable[str]) -> dict[str, ScopeKeyRecord]:
+        wanted = sorted(set(scope_ids))
+        found: dict[str, ScopeKeyRecord] = {}
+        with self._engine.connect() as conn:
+            for at in range(0, len(wanted), 500):
+                query = sa.select(key_scopes).where(key_scopes.c.scope_id.in_(wanted[at : at + 500]))
+                found.update((row.scope_id, self._record(row)) for row in conn.execute(query))
+        return found
+
+    def add_new_many(self, records: Sequence[ScopeKeyRecord]) -> dict[str, ScopeKeyRecord]:
+        if not records:
+            return {}
+        rows = [{"scope_id": r.scope_id, "scope": r.scope, "patient_id": r.patient_id,
+                 "kek_version": r.wrapped.version, "wrapped": r.wrapped.blob} for r in records]  # fmt: skip
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(key_scopes.insert(), rows)
+        except sa.exc.IntegrityError:  # some scope got a key from another writer: one by one
+            return {r.scope_id: self.add_new(r) for r in records}
+        return {r.scope_id: r for r in records}
 
     def all(self) -> list[ScopeKeyRecord]:
         with self._engine.connect() as conn:

@@ -33,6 +33,7 @@ from custodes.core.clock import Clock
 from custodes.core.events import Action, Outcome
 from custodes.core.ports import IndexEntry, RecordStore, StoredRecord, VersionConflict
 from custodes.keys import BlindIndex, EnvelopeCipher, RecordRef, SealedRecord, Tier, Undecryptable
+from custodes.keys.envelope import KeyConflict, SealBatch
 from custodes.vault import resources as fhir
 from custodes.vault.consent import directives as consent_directives
 from custodes.vault.errors import (
@@ -289,17 +290,21 @@ class RecordVault:
         except Undecryptable:
             raise RecordUnreadable("the record cannot be decrypted") from None
 
+    @staticmethod
+    def _plan_ref(plan: _Planned) -> RecordRef:
+        return RecordRef(plan.record_id, plan.resource_type, plan.version, plan.tier, plan.patient_id)
+
     def _seal(
-        self, plan: _Planned, now: datetime, memo: dict[str, bytes] | None = None
+        self, plan: _Planned, now: datetime, batch: SealBatch | None = None
     ) -> tuple[StoredRecord, list[IndexEntry]]:
-        ref = RecordRef(plan.record_id, plan.resource_type, plan.version, plan.tier, plan.patient_id)
+        ref = self._plan_ref(plan)
         if plan.resource is None:  # a deletion: a sealed tombstone keeps the version chain
-            sealed = self._cipher.seal(ref, b"{}", memo)
+            sealed = self._cipher.seal(ref, b"{}", batch)
             return StoredRecord(
                 plan.resource_type, plan.record_id, plan.version, plan.patient_id, str(plan.tier),
                 sealed.scope_id, sealed.wrapped_data_key, sealed.ciphertext, now, deleted=True,
             ), []  # fmt: skip
-        sealed = self._cipher.seal(ref, _canonical(plan.resource), memo)
+        sealed = self._cipher.seal(ref, _canonical(plan.resource), batch)
         index = [
             IndexEntry(purpose, self._index.value(purpose, value), plan.resource_type, plan.record_id, plan.patient_id)
             for purpose, value in fhir.index_values(plan.resource)
@@ -483,17 +488,23 @@ class RecordVault:
                     who, action, plan.resource_type, plan.record_id, plan.patient_id, False, now
                 )
             plan.decision = decisions[key]
-        records: list[StoredRecord] = []
-        index: list[IndexEntry] = []
-        memo: dict[str, bytes] = {}  # scope keys unwrapped for this write only
-        for plan in plans:
-            if plan.unchanged:
-                continue
+        writes = [plan for plan in plans if not plan.unchanged]
+        for plan in writes:
             if plan.resource is not None:
                 plan.resource = self._stamp(plan.resource, plan.version, now)
-            stored, entries = self._seal(plan, now, memo)
-            records.append(stored)
-            index.extend(entries)
+        for attempt in (1, 2):
+            # Scope keys: looked up in one query, the new ones stored in one, before the
+            # records; a key another writer made first means sealing again with theirs.
+            batch = self._cipher.batch(self._plan_ref(plan) for plan in writes)
+            sealed = [self._seal(plan, now, batch) for plan in writes]
+            try:
+                self._cipher.store_new_keys(batch)
+                break
+            except KeyConflict:
+                if attempt == 2:
+                    raise VersionMismatch("another writer is storing this patient's records; try again") from None
+        records = [stored for stored, _entries in sealed]
+        index = [entry for _stored, entries in sealed for entry in entries]
         try:
             self._store.write(records, index)
         except VersionConflict as err:

@@ -19,7 +19,14 @@ from custodes.audit.memory import MemoryAuditStore
 from custodes.core.accounts import Role
 from custodes.core.clock import FixedClock
 from custodes.core.events import Action
-from custodes.keys import BlindIndex, EnvelopeCipher, LocalKeyring, MemoryScopeKeyStore, Tier
+from custodes.keys import (
+    BlindIndex,
+    EnvelopeCipher,
+    LocalKeyring,
+    MemoryScopeKeyStore,
+    RecordRef,
+    Tier,
+)
 from custodes.storage.memory_records import MemoryRecordStore
 from custodes.vault.errors import (
     AccessDenied,
@@ -396,3 +403,24 @@ def test_consent_by_role_purpose_and_sensitivity():
         {"type": "deny", "actor": [{"reference": {"reference": "Practitioner/s9"}}]}, {"type": "permit"}]}}  # fmt: skip
     assert [d.denied_users for d in directives(nested, "p1")] == [{"s9"}]
     assert directives({**consent("k4"), "status": "draft"}, "p1") == []
+
+
+def test_a_scope_key_made_meanwhile_by_another_writer_is_used_not_overwritten():
+    env = Env()
+
+    class Racing(MemoryScopeKeyStore):
+        """The first time new keys are stored, another writer's key for p1 got there first."""
+
+        raced = False
+
+        def add_new_many(self, records):
+            if not Racing.raced:
+                Racing.raced = True
+                other = EnvelopeCipher(env.keyring, self)
+                other.seal(RecordRef("x", "Observation", 1, Tier.STANDARD, patient_id="p1"), b"theirs")
+            return super().add_new_many(records)
+
+    env.cipher._scope_keys = Racing()
+    env.vault.transaction(ADMIN, bundle(patient(), condition("c1")))
+    assert Racing.raced
+    assert env.vault.read(ADMIN, "Condition", "c1")["id"] == "c1"  # sealed again under the winner's key

@@ -34,6 +34,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_vault_records_patient", "vault_records", ["patient_id", "current"], unique=False)
     op.create_index("ix_vault_records_type_current", "vault_records", ["resource_type", "current"], unique=False)
+    op.create_index("ix_vault_records_record_id", "vault_records", ["record_id"], unique=False)
     op.create_table(
         "vault_index",
         sa.Column("purpose", sa.String(length=40), nullable=False),
@@ -51,6 +52,7 @@ def downgrade() -> None:
     op.drop_index("ix_vault_index_record", table_name="vault_index")
     op.drop_index(op.f("ix_vault_index_patient_id"), table_name="vault_index")
     op.drop_table("vault_index")
+    op.drop_index("ix_vault_records_record_id", table_name="vault_records")
     op.drop_index("ix_vault_records_type_current", table_name="vault_records")
     op.drop_index("ix_vault_records_patient", table_name="vault_records")
     op.drop_table("vault_records")

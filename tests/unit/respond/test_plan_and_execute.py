@@ -152,6 +152,26 @@ def test_approvals_wait_then_run_or_are_rejected(runs) -> None:
         run.approve(waiting["ticket"].step_id, "officer", the_case)
 
 
+def test_a_case_that_grows_into_an_urgent_one_acts_on_its_waiting_steps(runs) -> None:
+    accounts = FakeAccounts()
+    run = executor(runs, accounts, Flaky("webhook", 0), Flaky("syslog", 0))
+    # The stream first sees the mass access: the lock waits for an officer...
+    early = case("mass_access", Severity.HIGH)
+    run.execute(plan_response(early, load_playbooks()), early)
+    assert accounts.locked == set()
+    # ...then the unusual sign-in arrives and the same case becomes the chain: the lock
+    # is automatic now, so it happens at once and no longer waits.
+    grown = case()
+    done = run.execute(plan_response(grown, load_playbooks()), grown)
+    assert accounts.locked == {"alice"}
+    assert {r.action for r in done if r.status is RunStatus.SUCCEEDED} >= {"lock_account"}
+    assert "lock_account" not in {r.action for r in run.pending()}
+    # A step an officer rejected stays rejected, whatever the case becomes.
+    rejected = {r.action: r for r in run.pending()}["ticket"]
+    run.reject(rejected.step_id, "officer")
+    assert run.execute(plan_response(grown, load_playbooks()), grown) == []
+
+
 def test_a_lock_is_undone_by_hand_or_after_its_timeout(runs) -> None:
     accounts = FakeAccounts()
     clock = FixedClock(T)

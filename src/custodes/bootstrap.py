@@ -34,6 +34,9 @@ from custodes.core.ports import SignInRecorder
 from custodes.core.responses import ResponseRun
 from custodes.correlate.alerts import alerts_from_scores
 from custodes.correlate.service import CaseBook, RecordReport
+from custodes.detect.engine import DetectionEngine, EngineState
+from custodes.detect.signins import UnusualSignIns
+from custodes.detect.stream import StreamDetector
 from custodes.identity.errors import AccountError
 from custodes.identity.passkeys import RelyingParty
 from custodes.identity.passwords import Argon2Parameters, PasswordPolicy
@@ -53,7 +56,6 @@ from custodes.respond.actions import (
     account_actions,
 )
 from custodes.respond.executor import ResponseExecutor
-from custodes.respond.plan import plan_response
 from custodes.respond.playbooks import load_playbooks
 from custodes.storage.archive import ParquetArchive
 from custodes.storage.bus import InProcessBus, NatsJetStreamBus
@@ -65,6 +67,7 @@ from custodes.storage.sql_events import SqlEventStore
 from custodes.storage.sql_identity import SqlIdentityStore
 from custodes.storage.sql_responses import SqlResponseRuns
 from custodes.storage.sql_vault import SqlAuditStore, SqlScopeKeyStore
+from custodes.streaming import CaseResponder, StreamPipeline
 
 EVENT_STORES = ("archive", "database")
 
@@ -452,19 +455,49 @@ class Custodes:
         runs = AuditedResponseRuns(SqlResponseRuns(self.ready_engine()), self.audit_log)
         return ResponseExecutor(self.response_actions(), runs, self.clock)
 
+    def case_responder(self) -> CaseResponder:
+        """The case book, the executor and the playbooks, built once for many batches."""
+        return CaseResponder(
+            self.case_book(), self.responder(), load_playbooks(self.settings.playbooks)
+        )
+
     def respond(self, case_ids: Sequence[str]) -> list[ResponseRun]:
         """Plan and perform the playbooks' response to these cases."""
         if not case_ids:
             return []
-        playbooks = load_playbooks(self.settings.playbooks)
-        book = self.case_book()
-        executor = self.responder()
-        runs: list[ResponseRun] = []
-        for case_id in case_ids:
-            case = book.store.case(case_id)
-            if case is not None:
-                runs.extend(executor.execute(plan_response(case, playbooks), case))
-        return runs
+        return self.case_responder().respond(case_ids)
+
+    def stream_pipeline(
+        self,
+        engine: DetectionEngine,
+        signins: UnusualSignIns,
+        threshold: float,
+        *,
+        state: EngineState | None = None,
+        departments: pl.DataFrame | None = None,
+        durable: str = "custodes-watch",
+    ) -> StreamPipeline:
+        """The streaming pipeline over a fitted engine; ``state`` continues from history."""
+        detector = StreamDetector(engine, threshold=threshold, clock=self.clock)
+        if state is not None:
+            detector.state_ = state
+        return StreamPipeline(
+            detector,
+            signins,
+            threshold,
+            self.case_responder(),
+            departments=departments,
+            durable=durable,
+        )
+
+    async def event_bus(self) -> NatsJetStreamBus:
+        """The NATS JetStream bus of ``CUSTODES_NATS_URL`` (streaming needs one)."""
+        url = self.settings.nats_url
+        if not url:
+            raise ConfigurationError(
+                "streaming reads NATS JetStream: set CUSTODES_NATS_URL (nats://host:4222)"
+            )
+        return await NatsJetStreamBus.connect(url)
 
     def training_labels(
         self, events: pl.DataFrame, background: int = 5000, seed: int = 0

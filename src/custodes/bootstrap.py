@@ -6,6 +6,7 @@ module for a ready ``Custodes`` and call its use cases.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ctypes
@@ -27,12 +28,13 @@ from sqlalchemy.engine import Engine
 
 from custodes.audit import AuditLog
 from custodes.audit.recorders import AuditedResponseRuns, AuditedSignIns
+from custodes.context import HospitalContext
 from custodes.core.clock import Clock, SystemClock
 from custodes.core.errors import ConfigurationError
 from custodes.core.events import SignInEvent
 from custodes.core.ports import SignInRecorder
 from custodes.core.responses import ResponseRun
-from custodes.correlate.alerts import alerts_from_scores
+from custodes.correlate.alerts import alerts_from_scores, budget_threshold
 from custodes.correlate.service import CaseBook, RecordReport
 from custodes.detect.engine import DetectionEngine, EngineState
 from custodes.detect.signins import UnusualSignIns
@@ -45,7 +47,7 @@ from custodes.identity.service import IdentityConfig, IdentityService
 from custodes.identity.sessions import SessionTimeouts
 from custodes.ingest.context_service import ContextReport, ingest_context_files
 from custodes.ingest.csv_access import CsvMapping
-from custodes.ingest.service import IngestReport, Progress, ingest_event_files
+from custodes.ingest.service import EventLog, IngestReport, Progress, ingest_event_files
 from custodes.keys import EnvelopeCipher, LocalKeyring
 from custodes.keys.keyfile import read_or_create
 from custodes.respond.actions import (
@@ -67,7 +69,7 @@ from custodes.storage.sql_events import SqlEventStore
 from custodes.storage.sql_identity import SqlIdentityStore
 from custodes.storage.sql_responses import SqlResponseRuns
 from custodes.storage.sql_vault import SqlAuditStore, SqlScopeKeyStore
-from custodes.streaming import CaseResponder, StreamPipeline
+from custodes.streaming import CaseResponder, StreamPipeline, StreamTotals, Subjects
 
 EVENT_STORES = ("archive", "database")
 
@@ -122,6 +124,13 @@ class Settings(BaseSettings):
     )
     nats_url: str | None = Field(
         default=None, description="NATS JetStream server, when scaled out."
+    )
+    nats_stream: str = Field(default="CUSTODES", description="The JetStream stream's name.")
+    nats_prefix: str = Field(
+        default="custodes",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="First token of every subject: PREFIX.access.<partition> for accesses, "
+        "PREFIX.events.signin.<partition> for sign-ins.",
     )
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     event_stores: tuple[str, ...] = Field(
@@ -335,7 +344,7 @@ class Custodes:
         ``CUSTODES_NATS_URL`` is set, else the in-process bus (the embedded default)."""
         url = self.settings.nats_url
         if url:
-            return BackgroundBus(lambda: NatsJetStreamBus.connect(url))
+            return BackgroundBus(self.event_bus)
 
         async def in_process() -> InProcessBus:
             return InProcessBus()
@@ -355,7 +364,10 @@ class Custodes:
             SqlIdentityStore(engine),
             SecretSealer(self.identity_key()),
             self.clock,
-            EveryRecorder(SignInFanOut(sinks, self.signin_bus), AuditedSignIns(self.audit_log)),
+            EveryRecorder(
+                SignInFanOut(sinks, self.signin_bus, subject=self.subjects.signin),
+                AuditedSignIns(self.audit_log),
+            ),
             self.settings.identity_config(),
         )
 
@@ -487,8 +499,14 @@ class Custodes:
             threshold,
             self.case_responder(),
             departments=departments,
+            access_subject=f"{self.subjects.access}.>",
+            signin_subject=f"{self.subjects.signin}.>",
             durable=durable,
         )
+
+    @property
+    def subjects(self) -> Subjects:
+        return Subjects(self.settings.nats_prefix)
 
     async def event_bus(self) -> NatsJetStreamBus:
         """The NATS JetStream bus of ``CUSTODES_NATS_URL`` (streaming needs one)."""
@@ -497,7 +515,48 @@ class Custodes:
             raise ConfigurationError(
                 "streaming reads NATS JetStream: set CUSTODES_NATS_URL (nats://host:4222)"
             )
-        return await NatsJetStreamBus.connect(url)
+        return await NatsJetStreamBus.connect(
+            url, self.settings.nats_stream, (f"{self.settings.nats_prefix}.>",)
+        )
+
+    def watch(
+        self,
+        hospital: HospitalContext,
+        history: EventLog,
+        *,
+        budget: float,
+        threshold: float | None = None,
+        seed: int = 0,
+        max_events: int | None = None,
+        max_seconds: float | None = None,
+        batch: int = 2_000,
+    ) -> tuple[float, StreamTotals]:
+        """Learn from ``history``, then run the streaming pipeline on the bus until a bound
+        is reached. Returns the alert threshold and what the run did."""
+        engine = DetectionEngine(hospital, seed=seed).fit(
+            history.access, self.training_labels(history.access, seed=seed)
+        )
+        scores, state = engine.score(history.access)
+        if threshold is None:
+            threshold = budget_threshold(scores["score"], budget)
+        pipeline = self.stream_pipeline(
+            engine,
+            UnusualSignIns().fit(history.signins),
+            threshold,
+            state=state,
+            departments=hospital.staff.select("user_id", department="user_department"),
+        )
+
+        async def run() -> StreamTotals:
+            bus = await self.event_bus()
+            try:
+                return await pipeline.run(
+                    bus, max_events=max_events, max_seconds=max_seconds, batch=batch
+                )
+            finally:
+                await bus.close()
+
+        return threshold, asyncio.run(run())
 
     def training_labels(
         self, events: pl.DataFrame, background: int = 5000, seed: int = 0

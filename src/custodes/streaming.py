@@ -37,8 +37,29 @@ from custodes.respond.playbooks import Playbook
 #: Where sign-in events arrive (``storage.signins.SIGNIN_SUBJECT``, by partition).
 SIGNIN_SUBJECTS = "custodes.events.signin.>"
 
-#: A sign-in scored at or above this is an alert (a new device and a new network: 75).
-SIGNIN_THRESHOLD = 60.0
+
+@dataclass(frozen=True)
+class Subjects:
+    """The bus subjects under one prefix (``custodes`` by default; tests use their own).
+
+    >>> Subjects("custodes").access, Subjects("t1").signin
+    ('custodes.access', 't1.events.signin')
+    """
+
+    prefix: str = "custodes"
+
+    @property
+    def access(self) -> str:
+        return f"{self.prefix}.access"
+
+    @property
+    def signin(self) -> str:
+        return f"{self.prefix}.events.signin"
+
+
+#: A sign-in scored at or above this is an alert: a new device and a new network (75),
+#: or a new device after four failures (77); a new device alone (45) is not.
+SIGNIN_THRESHOLD = 70.0
 
 
 class CaseResponder:

@@ -246,6 +246,18 @@ class IdentityAccounts:
         self._known(name)
         return self.identity.store.revoke_tokens_of(name)
 
+    def require_step_up(self, name: str) -> None:
+        self._known(name)
+        self.identity.demand_step_up(name)
+
+    def withdraw_step_up(self, name: str) -> None:
+        self._known(name)
+        self.identity.withdraw_step_up(name)
+
+    def require_mfa_reenrolment(self, name: str) -> int:
+        self._known(name)
+        return self.identity.reset_second_factors(name, by="custodes response")
+
 
 @dataclass
 class IngestRun:

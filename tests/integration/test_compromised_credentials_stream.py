@@ -113,16 +113,18 @@ def test_a_streamed_attack_ends_locked_revoked_reported_in_one_case(
         session = app.identity.sessions.start(user)
         asyncio.run(_publish(nats_url, stream, prefix, accesses, signins))
 
-        # The identity service published the session's sign-in on the same bus: one more.
+        # The identity service publishes its own sign-in events on the same bus: during
+        # the run, the response's lockout and the reset of the second factors.
         _, totals = app.watch(
             context,
             history,
             budget=10,
-            max_events=accesses.height + signins.height + 1,
+            max_events=accesses.height + signins.height + 2,
+            max_seconds=120,  # a guard, should an event never come
             batch=300,
         )
 
-        assert (totals.accesses, totals.signins) == (accesses.height, signins.height + 1)
+        assert (totals.accesses, totals.signins) == (accesses.height, signins.height + 2)
         assert totals.batches > 3  # the story arrived over several micro-batches
         book = app.case_book()
         (case,) = [c for c in book.queue(limit=1000) if c.user_id == user]
@@ -133,8 +135,11 @@ def test_a_streamed_attack_ends_locked_revoked_reported_in_one_case(
         attack_ids = set(attack.accesses["event_id"]) | set(attack.signins["event_id"])
         assert {a.event_id for a in alerts} <= attack_ids
         assert case.patient_count >= 10 and any(a.source == "signin" for a in alerts)
-        # The account is locked and its session ended.
-        assert app.identity.user(user).locked_until is not None
+        # The account is locked, its session ended, its second factors reset (it enrols
+        # again) and its next sensitive operation needs a step-up.
+        account = app.identity.user(user)
+        assert account.locked_until is not None and account.mfa_enrolment_required
+        assert account.step_up_demanded_at is not None
         with pytest.raises(NotAuthenticated):
             app.identity.sessions.check(session.session_id)
         # The signed webhook reached the receiver, which checked its HMAC.

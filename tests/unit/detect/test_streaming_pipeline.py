@@ -38,6 +38,8 @@ class Accounts:
     def __init__(self) -> None:
         self.locked: set[str] = set()
         self.revoked: list[str] = []
+        self.stepped_up: set[str] = set()
+        self.reenrol: set[str] = set()
 
     def lock(self, name: str) -> None:
         self.locked.add(name)
@@ -51,6 +53,16 @@ class Accounts:
 
     def revoke_tokens(self, name: str) -> int:
         return 0
+
+    def require_step_up(self, name: str) -> None:
+        self.stepped_up.add(name)
+
+    def withdraw_step_up(self, name: str) -> None:
+        self.stepped_up.discard(name)
+
+    def require_mfa_reenrolment(self, name: str) -> int:
+        self.reenrol.add(name)
+        return 1
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +129,7 @@ def test_a_streamed_attack_grows_one_case_and_locks_the_account(streamed) -> Non
     assert len(alerts) >= 10 and any(a.source == "signin" for a in alerts)
     assert "unusual sign-in" in " ".join(case.story) and "then export" in " ".join(case.story)
     assert accounts.locked == {user} and user in accounts.revoked
+    assert user in accounts.reenrol and user in accounts.stepped_up
     assert {r.action for r in runs.runs(case.case_id)} >= {"lock_account", "revoke_sessions"}
 
 

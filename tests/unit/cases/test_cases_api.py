@@ -39,6 +39,17 @@ def test_only_officers_work_cases(api) -> None:
     assert [c["kind"] for c in cases] == ["compromised_credentials_chain", "mass_access"]
 
 
+def test_the_queue_least_sure_first(api) -> None:
+    client, officer, _ = api
+    cases = client.get("/api/cases?order=uncertain", headers=officer).json()["cases"]
+    assert [c["uncertainty"] for c in cases] == sorted(
+        (c["uncertainty"] for c in cases), reverse=True
+    )
+    # The mass access (scores of 70) is less sure than the chain (an export scored 96).
+    assert [c["kind"] for c in cases] == ["mass_access", "compromised_credentials_chain"]
+    assert client.get("/api/cases?order=random", headers=officer).status_code == 422
+
+
 def test_show_acknowledge_and_close(api) -> None:
     client, officer, _ = api
     case_id = client.get("/api/cases", headers=officer).json()["cases"][0]["case_id"]

@@ -114,7 +114,14 @@ def test_metrics_and_openapi(api) -> None:
     client, officer, _ = api
     text = client.get("/metrics").text
     assert 'custodes_cases{status="new"} 2.0' in text
-    assert "custodes_alerts 24.0" in text and "custodes_case_to_action_seconds" in text
+    assert "custodes_alerts 24.0" in text
+    # Delays are histograms: both cases were opened within the hour after their first
+    # access; no step succeeded (mallory has no account here, no channel is configured)
+    # and no case is closed.
+    assert 'custodes_event_to_case_seconds_bucket{le="3600.0"} 2.0' in text
+    assert "custodes_event_to_case_seconds_count 2.0" in text
+    assert 'custodes_case_to_action_seconds_bucket{le="+Inf"} 0.0' in text
+    assert "custodes_case_to_closure_seconds_count 0.0" in text
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/cases", "/api/cases/{case_id}/verdict", "/api/approvals", "/metrics"} <= set(
         paths

@@ -173,7 +173,11 @@ async def attack_all(args, folder: Path, users: list[str], engine: sa.Engine) ->
                     break
                 await asyncio.sleep(0.005)
             latencies.append(latency)
-            shown = f"{latency * 1000:.0f} ms" if latency is not None else "not locked"
+            shown = (
+                f"{latency * 1000:.0f} ms"
+                if latency is not None
+                else f"not locked within {args.give_up:g} s"
+            )
             print(f"attack {k}: {user} {shown}")
     finally:
         await bus.close()
@@ -238,7 +242,8 @@ def main() -> None:
         print(f"export published -> account locked, {len(measured)} attacks at "
               f"{args.rate:,.0f} background accesses/s: p50 {p50 * 1000:.0f} ms, "
               f"p99 {p99 * 1000:.0f} ms, max {measured[-1] * 1000:.0f} ms; "
-              f"{missed} not counted; load average {os.getloadavg()[0]:.1f}")
+              f"{missed} not locked in time or locked early, not counted; "
+              f"load average {os.getloadavg()[0]:.1f}")
 
 
 async def _drop_stream(url: str, stream: str) -> None:

@@ -616,6 +616,5 @@ class Custodes:
     ) -> RecordReport:
         """Store the accesses scored at or above ``threshold`` as alerts; build their cases."""
         alerts = alerts_from_scores(scores, events, threshold, departments=departments)
-        report = self.case_book().record(alerts)
-        self.respond(report.case_ids)
+        report, _ = self.case_responder().record(alerts)
         return report

@@ -24,18 +24,10 @@ from custodes.correlate.alerts import alerts_from_scores
 from custodes.correlate.cases import ALERT_SCHEMA
 from custodes.correlate.service import CaseBook, RecordReport
 from custodes.detect.signins import UnusualSignIns
-from custodes.detect.stream import (
-    ACCESS_SUBJECT,
-    StreamDetector,
-    access_events_from,
-    signin_events_from,
-)
+from custodes.detect.stream import StreamDetector, access_events_from, signin_events_from
 from custodes.respond.executor import ResponseExecutor
 from custodes.respond.plan import plan_response
 from custodes.respond.playbooks import Playbook
-
-#: Where sign-in events arrive (``storage.signins.SIGNIN_SUBJECT``, by partition).
-SIGNIN_SUBJECTS = "custodes.events.signin.>"
 
 
 @dataclass(frozen=True)
@@ -152,8 +144,8 @@ class StreamPipeline:
     responder: CaseResponder
     departments: pl.DataFrame | None = None
     signin_threshold: float = SIGNIN_THRESHOLD
-    access_subject: str = f"{ACCESS_SUBJECT}.>"
-    signin_subject: str = SIGNIN_SUBJECTS
+    access_subject: str = f"{Subjects().access}.>"
+    signin_subject: str = f"{Subjects().signin}.>"
     durable: str = "custodes-watch"
 
     def alerts_of(self, accesses: pl.DataFrame, signins: pl.DataFrame) -> pl.DataFrame:

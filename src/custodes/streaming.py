@@ -178,12 +178,16 @@ class StreamPipeline:
     async def run_once(
         self, bus: EventBus, *, batch: int = 2_000, timeout: float = 0.1
     ) -> StreamStep:
-        """Fetch what has arrived (sign-ins first: they open the stories), then process it."""
+        """Fetch up to ``batch`` events that have arrived (sign-ins first: they open the
+        stories), then process them."""
         signin_messages = await bus.fetch(
             self.signin_subject, f"{self.durable}-signins", batch, min(timeout, 0.01)
         )
-        access_messages = await bus.fetch(
-            self.access_subject, f"{self.durable}-access", batch, timeout
+        room = batch - len(signin_messages)
+        access_messages = (
+            await bus.fetch(self.access_subject, f"{self.durable}-access", room, timeout)
+            if room
+            else []
         )
         return self.process(
             access_events_from(access_messages) if access_messages else pl.DataFrame(),

@@ -153,3 +153,21 @@ def test_a_sign_in_message_that_is_not_one_is_refused() -> None:
     with pytest.raises(InputFormatError, match="message 2 of the batch is not a sign-in event"):
         signin_events_from([b'{"time": "2026-03-02T10:00:00+00:00", "user_id": "u", '
                             b'"kind": "login"}', b'{"user_id": "u"}'])
+
+
+def test_a_run_stops_at_its_event_bound_exactly(streamed) -> None:
+    *_, signins, cut, attack, stream = streamed
+    later = signins.filter(pl.col("time") >= cut).head(50)
+    pipe, clock = pipeline(streamed, Accounts(), MemoryCaseStore(), MemoryResponseRuns())
+
+    async def bounded():
+        async with InProcessBus() as bus:
+            for message in signin_messages(later):
+                await bus.publish("custodes.events.signin.p01", message)
+            for message in access_messages(stream.head(500)):
+                await bus.publish("custodes.access.ward-a", message)
+            return await pipe.run(bus, max_events=120, batch=100, timeout=0.01, clock=clock)
+
+    totals = asyncio.run(bounded())
+    assert (totals.signins, totals.accesses) == (later.height, 120 - later.height)
+    assert totals.batches == 2

@@ -6,6 +6,7 @@ module for a ready ``Custodes`` and call its use cases.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ctypes
@@ -28,13 +29,17 @@ from sqlalchemy.engine import Engine
 
 from custodes.audit import AuditLog
 from custodes.audit.recorders import AuditedResponseRuns, AuditedSignIns
+from custodes.context import HospitalContext
 from custodes.core.clock import Clock, SystemClock
 from custodes.core.errors import ConfigurationError
 from custodes.core.events import SignInEvent
 from custodes.core.ports import KeyService, SignInRecorder
 from custodes.core.responses import ResponseRun
-from custodes.correlate.alerts import alerts_from_scores
+from custodes.correlate.alerts import alerts_from_scores, budget_threshold
 from custodes.correlate.service import CaseBook, RecordReport
+from custodes.detect.engine import DetectionEngine, EngineState
+from custodes.detect.signins import UnusualSignIns
+from custodes.detect.stream import StreamDetector
 from custodes.identity.errors import AccountError
 from custodes.identity.passkeys import RelyingParty
 from custodes.identity.passwords import Argon2Parameters, PasswordPolicy
@@ -43,7 +48,7 @@ from custodes.identity.service import IdentityConfig, IdentityService
 from custodes.identity.sessions import SessionTimeouts
 from custodes.ingest.context_service import ContextReport, ingest_context_files
 from custodes.ingest.csv_access import CsvMapping
-from custodes.ingest.service import IngestReport, Progress, ingest_event_files
+from custodes.ingest.service import EventLog, IngestReport, Progress, ingest_event_files
 from custodes.keys import BlindIndex, EnvelopeCipher, LocalKeyring
 from custodes.keys.keyfile import read_or_create
 from custodes.keys.transit import TransitKeyService
@@ -55,7 +60,6 @@ from custodes.respond.actions import (
     account_actions,
 )
 from custodes.respond.executor import ResponseExecutor
-from custodes.respond.plan import plan_response
 from custodes.respond.playbooks import load_playbooks
 from custodes.storage.archive import ParquetArchive
 from custodes.storage.bus import InProcessBus, NatsJetStreamBus
@@ -68,6 +72,7 @@ from custodes.storage.sql_identity import SqlIdentityStore
 from custodes.storage.sql_records import SqlCareRelationships, SqlRecordStore
 from custodes.storage.sql_responses import SqlResponseRuns
 from custodes.storage.sql_vault import SqlAuditStore, SqlScopeKeyStore
+from custodes.streaming import CaseResponder, StreamPipeline, StreamTotals, Subjects
 from custodes.vault.classify import SensitivityClassifier
 from custodes.vault.service import RecordVault
 
@@ -124,6 +129,13 @@ class Settings(BaseSettings):
     )
     nats_url: str | None = Field(
         default=None, description="NATS JetStream server, when scaled out."
+    )
+    nats_stream: str = Field(default="CUSTODES", description="The JetStream stream's name.")
+    nats_prefix: str = Field(
+        default="custodes",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="First token of every subject: PREFIX.access.<partition> for accesses, "
+        "PREFIX.events.signin.<partition> for sign-ins.",
     )
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     event_stores: tuple[str, ...] = Field(
@@ -250,6 +262,18 @@ class IdentityAccounts:
     def revoke_tokens(self, name: str) -> int:
         self._known(name)
         return self.identity.store.revoke_tokens_of(name)
+
+    def require_step_up(self, name: str) -> None:
+        self._known(name)
+        self.identity.demand_step_up(name)
+
+    def withdraw_step_up(self, name: str) -> None:
+        self._known(name)
+        self.identity.withdraw_step_up(name)
+
+    def require_mfa_reenrolment(self, name: str) -> int:
+        self._known(name)
+        return self.identity.reset_second_factors(name, by="custodes response")
 
 
 @dataclass
@@ -381,7 +405,7 @@ class Custodes:
         ``CUSTODES_NATS_URL`` is set, else the in-process bus (the embedded default)."""
         url = self.settings.nats_url
         if url:
-            return BackgroundBus(lambda: NatsJetStreamBus.connect(url))
+            return BackgroundBus(self.event_bus)
 
         async def in_process() -> InProcessBus:
             return InProcessBus()
@@ -401,7 +425,10 @@ class Custodes:
             SqlIdentityStore(engine),
             SecretSealer(self.identity_key()),
             self.clock,
-            EveryRecorder(SignInFanOut(sinks, self.signin_bus), AuditedSignIns(self.audit_log)),
+            EveryRecorder(
+                SignInFanOut(sinks, self.signin_bus, subject=self.subjects.signin),
+                AuditedSignIns(self.audit_log),
+            ),
             self.settings.identity_config(),
         )
 
@@ -501,19 +528,96 @@ class Custodes:
         runs = AuditedResponseRuns(SqlResponseRuns(self.ready_engine()), self.audit_log)
         return ResponseExecutor(self.response_actions(), runs, self.clock)
 
+    def case_responder(self) -> CaseResponder:
+        """The case book, the executor and the playbooks, built once for many batches."""
+        return CaseResponder(
+            self.case_book(), self.responder(), load_playbooks(self.settings.playbooks)
+        )
+
     def respond(self, case_ids: Sequence[str]) -> list[ResponseRun]:
         """Plan and perform the playbooks' response to these cases."""
         if not case_ids:
             return []
-        playbooks = load_playbooks(self.settings.playbooks)
-        book = self.case_book()
-        executor = self.responder()
-        runs: list[ResponseRun] = []
-        for case_id in case_ids:
-            case = book.store.case(case_id)
-            if case is not None:
-                runs.extend(executor.execute(plan_response(case, playbooks), case))
-        return runs
+        return self.case_responder().respond(case_ids)
+
+    def stream_pipeline(
+        self,
+        engine: DetectionEngine,
+        signins: UnusualSignIns,
+        threshold: float,
+        *,
+        state: EngineState | None = None,
+        departments: pl.DataFrame | None = None,
+        durable: str = "custodes-watch",
+    ) -> StreamPipeline:
+        """The streaming pipeline over a fitted engine; ``state`` continues from history."""
+        detector = StreamDetector(engine, threshold=threshold, clock=self.clock)
+        if state is not None:
+            detector.state_ = state
+        return StreamPipeline(
+            detector,
+            signins,
+            threshold,
+            self.case_responder(),
+            departments=departments,
+            access_subject=f"{self.subjects.access}.>",
+            signin_subject=f"{self.subjects.signin}.>",
+            durable=durable,
+        )
+
+    @property
+    def subjects(self) -> Subjects:
+        return Subjects(self.settings.nats_prefix)
+
+    async def event_bus(self) -> NatsJetStreamBus:
+        """The NATS JetStream bus of ``CUSTODES_NATS_URL`` (streaming needs one)."""
+        url = self.settings.nats_url
+        if not url:
+            raise ConfigurationError(
+                "streaming reads NATS JetStream: set CUSTODES_NATS_URL (nats://host:4222)"
+            )
+        return await NatsJetStreamBus.connect(
+            url, self.settings.nats_stream, (f"{self.settings.nats_prefix}.>",)
+        )
+
+    def watch(
+        self,
+        hospital: HospitalContext,
+        history: EventLog,
+        *,
+        budget: float,
+        threshold: float | None = None,
+        seed: int = 0,
+        max_events: int | None = None,
+        max_seconds: float | None = None,
+        batch: int = 2_000,
+    ) -> tuple[float, StreamTotals]:
+        """Learn from ``history``, then run the streaming pipeline on the bus until a bound
+        is reached. Returns the alert threshold and what the run did."""
+        engine = DetectionEngine(hospital, seed=seed).fit(
+            history.access, self.training_labels(history.access, seed=seed)
+        )
+        scores, state = engine.score(history.access)
+        if threshold is None:
+            threshold = budget_threshold(scores["score"], budget)
+        pipeline = self.stream_pipeline(
+            engine,
+            UnusualSignIns().fit(history.signins),
+            threshold,
+            state=state,
+            departments=hospital.staff.select("user_id", department="user_department"),
+        )
+
+        async def run() -> StreamTotals:
+            bus = await self.event_bus()
+            try:
+                return await pipeline.run(
+                    bus, max_events=max_events, max_seconds=max_seconds, batch=batch
+                )
+            finally:
+                await bus.close()
+
+        return threshold, asyncio.run(run())
 
     def training_labels(
         self, events: pl.DataFrame, background: int = 5000, seed: int = 0
@@ -561,6 +665,5 @@ class Custodes:
     ) -> RecordReport:
         """Store the accesses scored at or above ``threshold`` as alerts; build their cases."""
         alerts = alerts_from_scores(scores, events, threshold, departments=departments)
-        report = self.case_book().record(alerts)
-        self.respond(report.case_ids)
+        report, _ = self.case_responder().record(alerts)
         return report

@@ -15,9 +15,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import nats
-import nats.js.errors
 import pytest
+from tests.integration.jetstream import delete_stream
 
 from custodes.core.errors import ServiceUnavailableError
 from custodes.core.ports import EventBus
@@ -37,16 +36,6 @@ class Harness:
                 return await scenario(bus, self.prefix)
 
         return asyncio.run(main())
-
-
-async def _delete_stream(url: str, stream: str) -> None:
-    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1)
-    try:
-        await nc.jetstream().delete_stream(stream)
-    except nats.js.errors.NotFoundError:
-        pass
-    finally:
-        await nc.close()
 
 
 @pytest.fixture(params=["inprocess", pytest.param("nats", marks=pytest.mark.integration)])
@@ -69,7 +58,7 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     try:
         yield Harness(open_nats, prefix)
     finally:
-        asyncio.run(_delete_stream(url, stream))
+        asyncio.run(delete_stream(url, stream))
 
 
 async def _publish_all(bus: EventBus, subject: str, payloads: list[bytes]) -> None:

@@ -19,6 +19,7 @@ import nats
 import nats.js.errors
 import pytest
 from nats.js.api import StorageType
+from tests.integration.jetstream import delete_stream
 
 from custodes.core.errors import ConfigurationError, ServiceUnavailableError
 from custodes.storage.bus import HOW_TO_START_NATS, NatsJetStreamBus
@@ -36,16 +37,6 @@ class Stream:
         return await NatsJetStreamBus.connect(self.url, self.name, (f"{self.prefix}.>",), **options)
 
 
-async def _delete_stream(url: str, stream: str) -> None:
-    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1)
-    try:
-        await nc.jetstream().delete_stream(stream)
-    except nats.js.errors.NotFoundError:
-        pass
-    finally:
-        await nc.close()
-
-
 async def _stream_info(url: str, stream: str) -> nats.js.api.StreamInfo:
     nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1)
     try:
@@ -61,7 +52,7 @@ def stream(nats_url: str) -> Iterator[Stream]:
     try:
         yield owned
     finally:
-        asyncio.run(_delete_stream(nats_url, owned.name))
+        asyncio.run(delete_stream(nats_url, owned.name))
 
 
 def _closed_port() -> int:

@@ -37,6 +37,13 @@ def test_detect_stores_alerts_at_the_budget_and_builds_cases(detected) -> None:
     assert [ranks.index(c["severity"]) for c in cases] == sorted(
         ranks.index(c["severity"]) for c in cases
     )
+    unsure = custodes("cases", "list", "--order", "uncertain", "--json", data_dir=data)
+    assert unsure.returncode == 0, unsure.stderr
+    least_sure = last_json(unsure.stdout)["cases"]
+    assert sorted(c["case_id"] for c in least_sure) == sorted(c["case_id"] for c in cases)
+    assert [c["uncertainty"] for c in least_sure] == sorted(
+        (c["uncertainty"] for c in least_sure), reverse=True
+    )
 
 
 def test_detect_again_finds_its_alerts_known(detected) -> None:

@@ -60,12 +60,16 @@ def test_a_compromised_account_is_locked_revoked_and_reported(tmp_path: Path, re
     assert statuses["webhook"] is RunStatus.SUCCEEDED
     # Nothing is done twice when the same case is answered again.
     assert app.respond(report.case_ids) == []
-    # The lock's automatic undo (24 h in the default playbook) comes due, and only then.
+    # The lock's and the step-up's automatic undo (24 h in the default playbooks) come
+    # due, and only then; the second factors stay reset: mallory enrols again.
+    assert app.identity.user("mallory").step_up_demanded_at is not None
     assert app.undo_due() == []
     clock.advance(hours=25)
-    (undone,) = app.undo_due()
-    assert undone.action == "lock_account" and undone.status is RunStatus.UNDONE
-    assert app.identity.user("mallory").locked_until is None
+    undone = {run.action: run.status for run in app.undo_due()}
+    assert undone == {"lock_account": RunStatus.UNDONE, "require_step_up": RunStatus.UNDONE}
+    mallory = app.identity.user("mallory")
+    assert mallory.locked_until is None and mallory.step_up_demanded_at is None
+    assert mallory.mfa_enrolment_required
     # Every run, and the lock's sign-in event, is in the hash-chained audit log.
     kinds = [orjson.loads(row.body)["detail"].get("kind") for row in app.audit_store.read()]
     assert "response.lock_account" in kinds and "response.webhook" in kinds

@@ -142,3 +142,19 @@ def test_tokens(store):
     assert store.revoke_tokens_of("etl") == 1
     assert store.get_token("t1").revoked
     assert store.revoke_tokens_of("etl") == 0
+
+
+def test_second_factors_reset_in_one_step(store):
+    store.add_user(_alice())
+    store.add_user(_alice(name="bob"))
+    for owner, credential in (("alice", b"a1"), ("alice", b"a2"), ("bob", b"b1")):
+        store.add_passkey(PasskeyCredential(credential, owner, b"cose-key", 0, True, NOW))
+    assert store.reset_second_factors("alice") == 3  # two passkeys and TOTP
+    alice = store.get_user("alice")
+    assert (alice.totp_sealed, alice.totp_enabled, alice.recovery_hashes) == (None, False, ())
+    assert alice.mfa_enrolment_required and store.passkeys_of("alice") == []
+    assert [p.credential_id for p in store.passkeys_of("bob")] == [b"b1"]
+    assert not store.get_user("bob").mfa_enrolment_required
+    assert store.reset_second_factors("alice") == 0
+    store.save_user(_alice(step_up_demanded_at=NOW, mfa_enrolment_required=False))
+    assert store.get_user("alice").step_up_demanded_at == NOW

@@ -6,12 +6,11 @@ import asyncio
 import uuid
 from pathlib import Path
 
-import nats
-import nats.js.errors
 import orjson
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from tests.integration.jetstream import delete_stream
 
 from custodes.detect.engine import DetectionEngine
 from custodes.detect.stream import StreamDetector, access_messages
@@ -21,16 +20,6 @@ from custodes.simulate import config_for, simulate
 from custodes.storage.bus import NatsJetStreamBus
 
 pytestmark = pytest.mark.integration
-
-
-async def _delete_stream(url: str, stream: str) -> None:
-    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1)
-    try:
-        await nc.jetstream().delete_stream(stream)
-    except nats.js.errors.NotFoundError:
-        pass
-    finally:
-        await nc.close()
 
 
 async def _run(url: str, prefix: str, detector: StreamDetector, events: pl.DataFrame):
@@ -49,7 +38,7 @@ async def _run(url: str, prefix: str, detector: StreamDetector, events: pl.DataF
         alerts = await bus.fetch(f"{prefix}.alerts", "alerts", 10_000, 0.5)
     finally:
         await bus.close()
-        await _delete_stream(url, f"T_{prefix}")
+        await delete_stream(url, f"T_{prefix}")
     return scored, alerts
 
 

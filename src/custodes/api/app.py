@@ -24,6 +24,7 @@ from custodes.core.errors import CustodesError, ServiceUnavailableError
 from custodes.correlate.service import CaseClosedError, CaseNotFoundError
 from custodes.identity.errors import (
     AccountError,
+    EnrolmentRequired,
     InvalidCredentials,
     NotAuthenticated,
     PasskeyError,
@@ -46,6 +47,7 @@ _STATUS: tuple[tuple[type[CustodesError], int], ...] = (
     (InvalidCredentials, 401),
     (NotAuthenticated, 401),
     (StepUpRequired, 403),
+    (EnrolmentRequired, 403),
     (cases.ForbiddenError, 403),
     (CaseNotFoundError, 404),
     (StepNotFoundError, 404),

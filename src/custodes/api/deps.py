@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from custodes.core.accounts import ApiTokenRecord, SessionRecord, UserAccount
-from custodes.identity.errors import NotAuthenticated
+from custodes.identity.errors import EnrolmentRequired, NotAuthenticated
 from custodes.identity.service import IdentityService
 from custodes.identity.tokens import PREFIX as TOKEN_PREFIX
 
@@ -56,16 +56,22 @@ IdentityDep = Annotated[IdentityService, Depends(get_identity)]
 ClientIpDep = Annotated[str | None, Depends(get_client_ip)]
 
 
-def get_caller(request: Request, identity: IdentityDep) -> Caller:
+def _caller(request: Request, identity: IdentityService, *, enrolling: bool) -> Caller:
     credential = presented_credential(request)
     if credential.startswith(TOKEN_PREFIX):
         token = identity.tokens.check(credential)
         user = identity.store.get_user(token.user_name)
         if user is None or user.locked_at(identity.clock.now()):
             raise NotAuthenticated()
+        if user.mfa_enrolment_required:
+            raise EnrolmentRequired()
         return Caller(user, credential, token=token)
-    session, user = identity.authenticate(credential)
+    session, user = identity.authenticate(credential, enrolling=enrolling)
     return Caller(user, credential, session=session)
+
+
+def get_caller(request: Request, identity: IdentityDep) -> Caller:
+    return _caller(request, identity, enrolling=False)
 
 
 def get_session_caller(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
@@ -74,5 +80,12 @@ def get_session_caller(caller: Annotated[Caller, Depends(get_caller)]) -> Caller
     return caller
 
 
+def get_enrolling_caller(request: Request, identity: IdentityDep) -> Caller:
+    """A signed-in session that may be one whose second factors a response reset: the
+    routes that enrol a new factor take it."""
+    return get_session_caller(_caller(request, identity, enrolling=True))
+
+
 CallerDep = Annotated[Caller, Depends(get_caller)]
 SessionDep = Annotated[Caller, Depends(get_session_caller)]
+EnrollingSessionDep = Annotated[Caller, Depends(get_enrolling_caller)]

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from custodes.core.cases import SuppressionScope, Verdict
-from custodes.correlate.service import CaseBook
+from custodes.correlate.service import QUEUE_ORDERS, CaseBook
 
 if TYPE_CHECKING:
     from custodes.bootstrap import Custodes
@@ -53,16 +54,25 @@ CaseArg = Annotated[str, typer.Argument(help="The case id (c-...).")]
 def list_cases(
     closed: Annotated[bool, typer.Option("--all", help="Closed cases too.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    order: Annotated[
+        str,
+        typer.Option(
+            "--order",
+            click_type=click.Choice(QUEUE_ORDERS),
+            help="severity: most severe first; uncertain: those the model is least sure "
+            "of first, whose verdicts teach it most.",
+        ),
+    ] = "severity",
     as_json: JsonOpt = False,
 ) -> None:
-    """The open cases, most severe first."""
-    cases = _book().queue(include_closed=closed, limit=limit)
+    """The open cases, most severe first (or least sure first)."""
+    cases = _book().queue(include_closed=closed, limit=limit, order=order)
     if as_json:
         _print_json({"cases": [CaseBook.describe(c) for c in cases]})
         return
     table = Table(title=f"cases ({len(cases)})")
     table.add_column("case", no_wrap=True)  # the id a privacy officer types: never cut
-    for column in ("severity", "kind", "user", "alerts", "patients", "first", "status"):
+    for column in ("severity", "kind", "user", "alerts", "patients", "first", "status", "unsure"):
         table.add_column(column, overflow="fold")
     for case in cases:
         table.add_row(
@@ -74,6 +84,7 @@ def list_cases(
             str(case.patient_count),
             f"{case.first_time:%m-%d %H:%M}",
             str(case.status),
+            f"{case.uncertainty:.2f}" if case.uncertainty is not None else "",
         )
     out.print(table)
 

@@ -121,6 +121,17 @@ def _print_counts(
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Files to read (plain or .gz).", exists=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the counts as one JSON object.")]
+BudgetOpt = Annotated[
+    float,
+    typer.Option("--budget", min=0, help="Alerts per 10,000 accesses: sets the alert threshold."),
+]
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--threshold", min=0, max=100, help="Score that counts as an alert (overrides --budget)."
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the models' random starts.")]
 
 
 @ingest_app.command("events")
@@ -312,23 +323,10 @@ def detect(
         list[Path] | None,
         typer.Option("--rules", help="More Sigma rule files or folders, beside the shipped pack."),
     ] = None,
-    budget: Annotated[
-        float,
-        typer.Option(
-            "--budget", min=0, help="Alerts per 10,000 accesses: sets the alert threshold."
-        ),
-    ] = 10.0,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            "--threshold",
-            min=0,
-            max=100,
-            help="Score that counts as an alert (overrides --budget).",
-        ),
-    ] = None,
+    budget: BudgetOpt = 10.0,
+    threshold: ThresholdOpt = None,
     top: Annotated[int, typer.Option("--top", min=0, help="Alerts to show.")] = 10,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the models' random starts.")] = 0,
+    seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Score every access from 0 to 100 with its reasons, and say which are explained.
@@ -407,6 +405,66 @@ def detect(
         f"{recorded.new_alerts:,} new alert(s), {recorded.duplicates:,} already known, "
         f"{recorded.suppressed:,} suppressed; {recorded.cases_touched:,} case(s) built or updated "
         "(see `custodes cases list`)"
+    )
+
+
+@app.command()
+def watch(
+    context: Annotated[
+        Path,
+        typer.Option("--context", help="Folder of context files (staff, patients, encounters)."),
+    ],
+    history: Annotated[
+        list[Path],
+        typer.Option(
+            "--history", help="Access and sign-in logs to learn from before watching the bus."
+        ),
+    ],
+    budget: BudgetOpt = 10.0,
+    threshold: ThresholdOpt = None,
+    max_events: Annotated[
+        int | None, typer.Option("--max-events", min=1, help="Stop after this many events.")
+    ] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option("--max-seconds", min=0, help="Stop after this many seconds.")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Largest micro-batch.")] = 2_000,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Watch the bus: score each micro-batch of accesses and sign-ins as it arrives, store
+    the alerts, build and grow their cases and run the playbooks, continuously.
+
+    Reads NATS JetStream at CUSTODES_NATS_URL (subjects PREFIX.access.> and
+    PREFIX.events.signin.>, CUSTODES_NATS_PREFIX, default custodes). Runs until stopped,
+    or until --max-events or --max-seconds.
+    """
+    from custodes.ingest.context_service import read_context_folder
+    from custodes.ingest.service import read_event_files
+
+    hospital, _ = read_context_folder(context)
+    log = read_event_files(history)
+    if log.access.is_empty():
+        raise InputFormatError("the --history logs hold no access events to learn from")
+    cut, totals = _custodes().watch(
+        hospital,
+        log,
+        budget=budget,
+        threshold=threshold,
+        seed=seed,
+        max_events=max_events,
+        max_seconds=max_seconds,
+        batch=batch,
+    )
+    summary = {"threshold": cut, **totals.as_json()}
+    if as_json:
+        out.print(orjson.dumps(summary).decode(), highlight=False, soft_wrap=True)
+        return
+    out.print(
+        f"watched {totals.accesses:,} accesses and {totals.signins:,} sign-ins in "
+        f"{totals.batches:,} micro-batch(es); {totals.alerts:,} alert(s) at or above "
+        f"{cut:g}; {len(totals.cases):,} case(s) built or updated; {totals.actions:,} "
+        "response run(s) (see `custodes cases list`)"
     )
 
 

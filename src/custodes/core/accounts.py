@@ -41,7 +41,8 @@ class UserAccount:
     the last 30-second step accepted (the replay guard), ``recovery_hashes`` the SHA-256
     digests of the unused recovery codes. ``failed_logins`` counts consecutive failures;
     ``locked_until`` is set when they reach the threshold, or far in the future when an
-    administrator locks the account.
+    administrator locks the account. ``step_up_demanded_at`` and
+    ``mfa_enrolment_required`` are set by responses to a case (docs/cases.md).
     """
 
     name: str
@@ -55,6 +56,12 @@ class UserAccount:
     failed_logins: int = 0
     locked_until: datetime | None = None
     created_at: datetime | None = None
+    #: A response asked that the next sensitive operation needs a second factor given
+    #: after this moment, however fresh the session's last one.
+    step_up_demanded_at: datetime | None = None
+    #: A response reset the second factors: the account must enrol one again before
+    #: its sessions may do anything else.
+    mfa_enrolment_required: bool = False
 
     def locked_at(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until

@@ -121,6 +121,11 @@ class IdentityStore(Protocol):
 
     def passkeys_of(self, name: str) -> list[PasskeyCredential]: ...
 
+    def reset_second_factors(self, name: str) -> int:
+        """In one step: forget the TOTP secret, recovery codes and passkeys of ``name``
+        and mark it to enrol again. Returns how many factors there were."""
+        ...
+
     def update_passkey_use(self, credential_id: bytes, sign_count: int, at: datetime) -> None: ...
 
     def put_session(self, session: SessionRecord) -> None: ...
@@ -204,6 +209,17 @@ class AccountControl(Protocol):
     def revoke_sessions(self, name: str) -> int: ...
 
     def revoke_tokens(self, name: str) -> int: ...
+
+    def require_step_up(self, name: str) -> None:
+        """The account's next sensitive operation needs a new second factor."""
+        ...
+
+    def withdraw_step_up(self, name: str) -> None: ...
+
+    def require_mfa_reenrolment(self, name: str) -> int:
+        """Reset the account's TOTP and passkeys; it enrols again at its next sign-in.
+        Returns how many factors were removed."""
+        ...
 
 
 class ResponseRunStore(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import polars as pl
@@ -28,6 +28,22 @@ from custodes.core.ports import CaseStore
 from custodes.correlate.alerts import deduplicate, suppress
 from custodes.correlate.cases import ALERT_SCHEMA, correlate
 from custodes.correlate.rules import CorrelationRule, load_rules
+
+#: The orders of the case queue: most severe first, or least sure first.
+QUEUE_ORDERS = ("severity", "uncertain")
+
+
+def uncertainty_of(score: float) -> float:
+    """How unsure the model is of a case, from 0 (sure) to 1 (a coin toss).
+
+    A score is the model's belief on a 0-100 scale (with verdicts, four fifths of it
+    are the ranker's probability of misuse), so 50 is the toss-up and the distance
+    from it is the confidence.
+
+    >>> uncertainty_of(50), uncertainty_of(75), uncertainty_of(100), uncertainty_of(30)
+    (1.0, 0.5, 0.0, 0.6)
+    """
+    return round(1.0 - min(abs(score - 50.0), 50.0) / 50.0, 4)
 
 
 class CaseNotFoundError(CustodesError):
@@ -131,9 +147,23 @@ class CaseBook:
             case_ids=tuple(sorted(touched)),
         )
 
-    def queue(self, *, include_closed: bool = False, limit: int = 100) -> list[Case]:
+    def queue(
+        self, *, include_closed: bool = False, limit: int = 100, order: str = "severity"
+    ) -> list[Case]:
+        """The cases to work on: most severe first, or with ``order="uncertain"`` those
+        the model is least sure of first (active learning: their verdicts teach the
+        ranker most), ties by severity. Each carries its ``uncertainty``."""
+        if order not in QUEUE_ORDERS:
+            raise CustodesError(f"order must be one of {', '.join(QUEUE_ORDERS)}, not {order!r}")
         statuses = list(CaseStatus) if include_closed else [CaseStatus.NEW, CaseStatus.ACKNOWLEDGED]
-        return self.store.cases(statuses, limit)
+        if order == "severity":
+            found = self.store.cases(statuses, limit)
+            return [replace(c, uncertainty=uncertainty_of(c.score)) for c in found]
+        # The queue is kept short by the alert budget, so all of it is read and sorted.
+        found = self.store.cases(statuses, 1_000_000)
+        ranked = [replace(c, uncertainty=uncertainty_of(c.score)) for c in found]
+        ranked.sort(key=lambda c: -(c.uncertainty or 0.0))  # stable: severity order breaks ties
+        return ranked[:limit]
 
     def show(self, case_id: str) -> tuple[Case, list[Alert]]:
         case = self.store.case(case_id)
@@ -203,6 +233,7 @@ class CaseBook:
             "status": str(case.status),
             "score": round(case.score, 2),
             "prior_offences": case.prior_offences,
+            "uncertainty": uncertainty_of(case.score),
             "verdict": str(case.verdict) if case.verdict else None,
             "closed_by": case.closed_by,
             "closed_at": case.closed_at.isoformat() if case.closed_at else None,

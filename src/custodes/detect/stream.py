@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 import polars as pl
 
 from custodes.core.clock import Clock, SystemClock
 from custodes.core.errors import InputFormatError
-from custodes.core.events import ACCESS_EVENT_SCHEMA
+from custodes.core.events import ACCESS_EVENT_SCHEMA, SIGNIN_EVENT_SCHEMA
 from custodes.core.ports import EventBus
 from custodes.detect.engine import DetectionEngine, EngineState
 
@@ -52,6 +52,32 @@ def access_events_from(messages: Sequence[bytes]) -> pl.DataFrame:
     return frame.with_columns(pl.col("time").str.to_datetime(time_zone="UTC", time_unit="us")).sort(
         "time", "event_id", maintain_order=True
     )
+
+
+def signin_messages(signins: pl.DataFrame) -> list[bytes]:
+    """One JSON message per sign-in event, as ``SignInFanOut`` publishes them."""
+    rows = signins.select(list(SIGNIN_EVENT_SCHEMA))
+    return [orjson.dumps(row) for row in rows.iter_rows(named=True)]
+
+
+def signin_events_from(messages: Sequence[bytes]) -> pl.DataFrame:
+    """The sign-in events of a micro-batch (``SignInEvent.to_row`` as JSON), time-ordered;
+    a message that is not one is refused."""
+    rows = []
+    for number, message in enumerate(messages, start=1):
+        try:
+            row = orjson.loads(message)
+            time = datetime.fromisoformat(row["time"].replace("Z", "+00:00"))
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
+            raise InputFormatError(
+                f"message {number} of the batch is not a sign-in event"
+            ) from None
+        if not isinstance(row.get("user_id"), str) or not isinstance(row.get("kind"), str):
+            raise InputFormatError(f"message {number} of the batch is not a sign-in event")
+        row["time"] = time if time.tzinfo else time.replace(tzinfo=UTC)
+        rows.append({name: row.get(name) for name in SIGNIN_EVENT_SCHEMA})
+    frame = pl.DataFrame(rows, schema=SIGNIN_EVENT_SCHEMA, orient="row")
+    return frame.sort("time", "event_id", maintain_order=True)
 
 
 @dataclass

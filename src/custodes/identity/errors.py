@@ -35,5 +35,12 @@ class StepUpRequired(CustodesError):
     """The operation needs a fresh second factor (or a verified passkey)."""
 
 
+class EnrolmentRequired(CustodesError):
+    """The account's second factors were reset: it must enrol one before anything else."""
+
+    def __init__(self) -> None:
+        super().__init__("enrol a second factor first (TOTP or a passkey): yours were reset")
+
+
 class PasskeyError(CustodesError):
     """A WebAuthn ceremony failed; the message says which step, never the key material."""

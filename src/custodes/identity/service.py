@@ -26,9 +26,11 @@ from custodes.core.events import Outcome, SignInEvent, SignInKind
 from custodes.core.ports import IdentityStore, SignInRecorder
 from custodes.identity.errors import (
     AccountError,
+    EnrolmentRequired,
     InvalidCredentials,
     NotAuthenticated,
     PasskeyError,
+    StepUpRequired,
 )
 from custodes.identity.passkeys import PasskeyCeremonies, RelyingParty
 from custodes.identity.passwords import Argon2Parameters, PasswordHasher, PasswordPolicy
@@ -201,6 +203,26 @@ class IdentityService:
         self.store.save_user(replace(user, locked_until=None, failed_logins=0))
         self.backoff.clear(_account_key(name))
 
+    def demand_step_up(self, name: str) -> None:
+        """The account's next sensitive operation needs a second factor given from now
+        on, however fresh its sessions' last one (a response to a case)."""
+        user = self.user(name)
+        self.store.save_user(replace(user, step_up_demanded_at=self.clock.now()))
+
+    def withdraw_step_up(self, name: str) -> None:
+        user = self.user(name)
+        self.store.save_user(replace(user, step_up_demanded_at=None))
+
+    def reset_second_factors(self, name: str, *, by: str = "administrator") -> int:
+        """Forget the account's TOTP secret, recovery codes and passkeys and end its
+        sessions: at its next sign-in it must enrol a second factor before anything else.
+        Returns how many factors were removed."""
+        self.user(name)
+        removed = self.store.reset_second_factors(name)
+        self.sessions.revoke_all(name)
+        self._emit(SignInKind.MFA, Outcome.SUCCESS, name, mfa_method="reset", device=by)
+        return removed
+
     def enroll_totp(self, name: str) -> TotpEnrolment:
         """A new TOTP secret and recovery codes for ``name``, replacing any before."""
         user = self.user(name)
@@ -213,14 +235,17 @@ class IdentityService:
                 totp_enabled=True,
                 totp_last_step=-1,
                 recovery_hashes=recovery.digests,
+                mfa_enrolment_required=False,
             )
         )
         return TotpEnrolment(secret, Totp(secret).provisioning_uri(name), recovery)
 
     def enroll_own_totp(self, session_id: str) -> TotpEnrolment:
-        """A user replaces their own TOTP secret: only with a fresh second factor."""
-        record, user = self.authenticate(session_id)
-        self.require_step_up(record, Operation.CHANGE_AUTHENTICATOR)
+        """A user replaces their own TOTP secret: only with a fresh second factor, unless
+        a response reset their factors and this is the enrolment it asks for."""
+        record, user = self.authenticate(session_id, enrolling=True)
+        if not user.mfa_enrolment_required:
+            self.require_step_up(record, Operation.CHANGE_AUTHENTICATOR)
         enrolment = self.enroll_totp(user.name)
         self._emit(
             SignInKind.MFA, Outcome.SUCCESS, user.name, mfa_method="totp-enrol", session=record
@@ -264,7 +289,11 @@ class IdentityService:
             )
             if mfa_method is None:
                 return self._refuse(name, user, keys, source_ip)
-        elif self.config.require_second_factor or user.kind is AccountKind.SERVICE:
+        elif (
+            self.config.require_second_factor and not user.mfa_enrolment_required
+        ) or user.kind is AccountKind.SERVICE:
+            # An account whose factors a response reset signs in with its password once,
+            # and its session may do nothing but enrol a new factor (``authenticate``).
             return self._refuse(name, user, keys, source_ip)
         self.backoff.clear(keys[0])
         if user.failed_logins:
@@ -336,13 +365,18 @@ class IdentityService:
         self.sessions.end(session_id)
         self._emit(SignInKind.LOGOUT, Outcome.SUCCESS, record.user_name, session=record)
 
-    def authenticate(self, session_id: str) -> tuple[SessionRecord, UserAccount]:
-        """The live session and its account, or ``NotAuthenticated``."""
+    def authenticate(
+        self, session_id: str, *, enrolling: bool = False
+    ) -> tuple[SessionRecord, UserAccount]:
+        """The live session and its account, or ``NotAuthenticated``; an account that
+        must enrol a second factor gets ``EnrolmentRequired`` unless ``enrolling``."""
         record = self.sessions.check(session_id)
         user = self.store.get_user(record.user_name)
         if user is None or user.locked_at(self.clock.now()):
             self.sessions.end(session_id)
             raise NotAuthenticated()
+        if user.mfa_enrolment_required and not enrolling:
+            raise EnrolmentRequired()
         return record, user
 
     # -- step-up ------------------------------------------------------------------
@@ -362,6 +396,7 @@ class IdentityService:
         )
         if method is None:
             raise InvalidCredentials()
+        self._demand_met(user)
         return self.sessions.rotate(record, mfa_at=now, mfa_method=method)
 
     def list_sessions(self, session_id: str) -> list[dict]:
@@ -395,17 +430,31 @@ class IdentityService:
         return ended
 
     def require_step_up(self, record: SessionRecord, operation: Operation) -> None:
+        """``StepUpRequired`` unless the session's second factor is fresh enough for
+        ``operation`` and, when a response demanded a step-up, given after the demand."""
         self.step_up_policy.require(record, operation, self.clock.now())
+        user = self.store.get_user(record.user_name)
+        demanded = user.step_up_demanded_at if user else None
+        if demanded is not None and (record.mfa_at is None or record.mfa_at < demanded):
+            raise StepUpRequired(
+                f"{operation} needs a second factor given after {demanded:%Y-%m-%d %H:%M} UTC"
+            )
+
+    def _demand_met(self, user: UserAccount) -> None:
+        if user.step_up_demanded_at is not None:
+            self.store.save_user(replace(self.user(user.name), step_up_demanded_at=None))
 
     # -- passkeys -----------------------------------------------------------------
 
     def passkey_registration_options(self, session_id: str) -> tuple[str, dict]:
-        _, user = self.authenticate(session_id)
+        _, user = self.authenticate(session_id, enrolling=True)
         return self.passkeys.registration_options(user)
 
     def register_passkey(self, session_id: str, ceremony: str, credential: dict) -> None:
-        record, user = self.authenticate(session_id)
+        record, user = self.authenticate(session_id, enrolling=True)
         self.passkeys.finish_registration(ceremony, user.name, credential)
+        if user.mfa_enrolment_required:
+            self.store.save_user(replace(self.user(user.name), mfa_enrolment_required=False))
         self._emit(
             SignInKind.MFA,
             Outcome.SUCCESS,
@@ -465,6 +514,7 @@ class IdentityService:
         )
         if not ok:
             raise PasskeyError("this passkey belongs to another account")
+        self._demand_met(user)
         now = self.clock.now()
         return self.sessions.rotate(
             record,

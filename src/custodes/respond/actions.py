@@ -214,34 +214,63 @@ class SyslogAction(_NotUndoable):
 
 @dataclass
 class AccountAction:
-    """Lock an account, or revoke its sessions or API tokens, through ``AccountControl``."""
+    """What a response does to an account, through ``AccountControl``: lock it, revoke
+    its sessions or API tokens, demand a step-up before its next sensitive operation,
+    or reset its second factors so that it enrols again at its next sign-in.
+
+    Each is idempotent (done twice, the account ends the same). A lock and a step-up
+    demand can be undone; revocations and a reset cannot (what was ended stays ended).
+    """
 
     accounts: AccountControl
     type: str
 
     @property
     def undoable(self) -> bool:
-        return self.type == "lock_account"
+        return self.type in _UNDO
 
     def perform(self, step: PlannedAction, case: Case, at: datetime) -> str:
+        user = step.target_user
         try:
             if self.type == "lock_account":
-                self.accounts.lock(step.target_user)
+                self.accounts.lock(user)
                 return "account locked; its sessions and tokens revoked"
             if self.type == "revoke_sessions":
-                return f"{self.accounts.revoke_sessions(step.target_user)} session(s) revoked"
-            return f"{self.accounts.revoke_tokens(step.target_user)} token(s) revoked"
+                return f"{self.accounts.revoke_sessions(user)} session(s) revoked"
+            if self.type == "require_step_up":
+                self.accounts.require_step_up(user)
+                return "the next sensitive operation needs a new second factor"
+            if self.type == "require_mfa_reenrolment":
+                removed = self.accounts.require_mfa_reenrolment(user)
+                return f"{removed} second factor(s) reset; enrols again at the next sign-in"
+            return f"{self.accounts.revoke_tokens(user)} token(s) revoked"
         except LookupError as err:
             raise ActionFailedError(f"{self.type}: no such account", retryable=False) from err
 
     def undo(self, step: PlannedAction, case: Case, at: datetime) -> str:
-        if self.type != "lock_account":
+        if self.type not in _UNDO:
             raise ActionFailedError(f"{self.type} cannot be undone")
         try:
-            self.accounts.unlock(step.target_user)
+            if self.type == "lock_account":
+                self.accounts.unlock(step.target_user)
+            else:
+                self.accounts.withdraw_step_up(step.target_user)
         except LookupError as err:
             raise ActionFailedError(f"{self.type}: no such account") from err
-        return "account unlocked"
+        return _UNDO[self.type]
+
+
+#: The account actions that can be undone, and what undoing them says.
+_UNDO = {"lock_account": "account unlocked", "require_step_up": "step-up demand withdrawn"}
+
+#: Every account action, in the order a playbook usually lists them.
+ACCOUNT_ACTIONS = (
+    "lock_account",
+    "revoke_sessions",
+    "revoke_tokens",
+    "require_step_up",
+    "require_mfa_reenrolment",
+)
 
 
 @dataclass
@@ -269,7 +298,4 @@ class ActionRegistry:
 
 
 def account_actions(accounts: AccountControl) -> list[AccountAction]:
-    return [
-        AccountAction(accounts, kind)
-        for kind in ("lock_account", "revoke_sessions", "revoke_tokens")
-    ]
+    return [AccountAction(accounts, kind) for kind in ACCOUNT_ACTIONS]

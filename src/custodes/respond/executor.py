@@ -1,7 +1,9 @@
 """The executor: performs a plan's steps, records every run, waits for approvals, undoes.
 
 Steps are idempotent: a step already done (or waiting, rejected or undone) is not done
-again when the same case is planned twice. Failures are retried up to ``attempts``
+again when the same case is planned twice, with one exception: a case that grows (the
+stream adds its alerts as they come) may be planned again under a playbook that makes a
+waiting step automatic, and then the step is performed at once. Failures are retried up to ``attempts``
 times, each attempt recorded; ``pause`` waits between attempts (a no-op in tests).
 """
 
@@ -47,7 +49,12 @@ class ResponseExecutor:
         done = []
         for step in plan.steps:
             latest = self.runs.latest(step.step_id)
-            if latest is not None and latest.status in SETTLED:
+            escalated = (
+                latest is not None
+                and latest.status is RunStatus.AWAITING_APPROVAL
+                and step.mode == "auto"
+            )
+            if latest is not None and latest.status in SETTLED and not escalated:
                 continue
             if step.mode == "approval":
                 done.append(

@@ -24,6 +24,8 @@ ACTION_TYPES = (
     "lock_account",
     "revoke_sessions",
     "revoke_tokens",
+    "require_step_up",
+    "require_mfa_reenrolment",
     "ticket",
 )
 MODES = ("auto", "approval")

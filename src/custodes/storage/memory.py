@@ -158,6 +158,21 @@ class MemoryIdentityStore:
     def passkeys_of(self, name: str) -> list[PasskeyCredential]:
         return [p for p in self.passkeys.values() if p.user_name == name]
 
+    def reset_second_factors(self, name: str) -> int:
+        with self._lock:
+            user = self.users[name]
+            keys = [k for k, p in self.passkeys.items() if p.user_name == name]
+            for key in keys:
+                del self.passkeys[key]
+            self.users[name] = replace(
+                user,
+                totp_sealed=None,
+                totp_enabled=False,
+                recovery_hashes=(),
+                mfa_enrolment_required=True,
+            )
+            return len(keys) + int(user.totp_enabled)
+
     def update_passkey_use(self, credential_id: bytes, sign_count: int, at: datetime) -> None:
         with self._lock:
             passkey = self.passkeys[credential_id]

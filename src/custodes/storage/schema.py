@@ -162,6 +162,8 @@ users = sa.Table(
     sa.Column("failed_logins", sa.Integer, nullable=False),
     sa.Column("locked_until", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("step_up_demanded_at", sa.DateTime(timezone=True)),
+    sa.Column("mfa_enrolment_required", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 passkeys = sa.Table(

@@ -298,12 +298,14 @@ class SqlCaseStore:
         return bool(done.rowcount)
 
 
-def queue_metrics(engine: Engine) -> dict[str, float]:
-    """Counts and mean delays for the metrics endpoint (seconds; 0 when nothing to time).
 
-    ``event_to_case``: from an access to the opening of its case; ``case_to_action``:
-    from the opening to the first response step that succeeded; ``case_to_closure``:
-    from the opening to the verdict.
+
+def queue_metrics(engine: Engine) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Counts, and the delays of every case, for the metrics endpoint (seconds).
+
+    ``event_to_case``: from the first access of a case to its opening;
+    ``case_to_action``: from the opening to the first response step that succeeded;
+    ``case_to_closure``: from the opening to the verdict.
     """
     from custodes.storage.schema import access_events, response_runs
 
@@ -323,27 +325,26 @@ def queue_metrics(engine: Engine) -> dict[str, float]:
                 .group_by(response_runs.c.case_id)
             ).all()
         )
-    def mean(values: list[float]) -> float:
-        return sum(values) / len(values) if values else 0.0
-
     opened = {r.case_id: _utc(r.opened_at) for r in rows if r.opened_at}
-    metrics: dict[str, float] = {
+    counts: dict[str, float] = {
         "alerts": float(alert_count),
         "accesses": float(accesses),
         "alerts_per_10000_accesses": alert_count * 10_000 / accesses if accesses else 0.0,
-        "event_to_case_seconds": mean(
-            [(opened[r.case_id] - _utc(r.first_time)).total_seconds() for r in rows
-             if r.case_id in opened]
-        ),
-        "case_to_action_seconds": mean(
-            [(_utc(at) - opened[c]).total_seconds() for c, at in first_action.items()
-             if c in opened]
-        ),
-        "case_to_closure_seconds": mean(
-            [(_utc(r.closed_at) - opened[r.case_id]).total_seconds() for r in rows
-             if r.closed_at and r.case_id in opened]
-        ),
     }
     for status in CaseStatus:
-        metrics[f"cases_{status.value}"] = float(sum(r.status == status.value for r in rows))
-    return metrics
+        counts[f"cases_{status.value}"] = float(sum(r.status == status.value for r in rows))
+    delays = {
+        "event_to_case_seconds": [
+            (opened[r.case_id] - _utc(r.first_time)).total_seconds() for r in rows
+            if r.case_id in opened
+        ],
+        "case_to_action_seconds": [
+            (_utc(at) - opened[c]).total_seconds() for c, at in first_action.items()
+            if c in opened
+        ],
+        "case_to_closure_seconds": [
+            (_utc(r.closed_at) - opened[r.case_id]).total_seconds() for r in rows
+            if r.closed_at and r.case_id in opened
+        ],
+    }
+    return counts, delays

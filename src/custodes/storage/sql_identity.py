@@ -44,6 +44,8 @@ def _user(row) -> UserAccount:
         failed_logins=row.failed_logins,
         locked_until=_utc(row.locked_until),
         created_at=_utc(row.created_at),
+        step_up_demanded_at=_utc(row.step_up_demanded_at),
+        mfa_enrolment_required=bool(row.mfa_enrolment_required),
     )
 
 
@@ -60,6 +62,8 @@ def _user_values(user: UserAccount) -> dict:
         "failed_logins": user.failed_logins,
         "locked_until": user.locked_until,
         "created_at": user.created_at,
+        "step_up_demanded_at": user.step_up_demanded_at,
+        "mfa_enrolment_required": user.mfa_enrolment_required,
     }
 
 
@@ -187,6 +191,24 @@ class SqlIdentityStore:
         with self.engine.connect() as connection:
             rows = connection.execute(passkeys.select().where(passkeys.c.user_name == name))
             return [_passkey(r) for r in rows]
+
+    def reset_second_factors(self, name: str) -> int:
+        with self.engine.begin() as connection:
+            totp = connection.execute(
+                sa.select(users.c.totp_enabled).where(users.c.name == name).with_for_update()
+            ).scalar_one()
+            removed = connection.execute(passkeys.delete().where(passkeys.c.user_name == name))
+            connection.execute(
+                users.update()
+                .where(users.c.name == name)
+                .values(
+                    totp_sealed=None,
+                    totp_enabled=False,
+                    recovery_hashes=[],
+                    mfa_enrolment_required=True,
+                )
+            )
+        return removed.rowcount + int(bool(totp))
 
     def update_passkey_use(self, credential_id: bytes, sign_count: int, at: datetime) -> None:
         with self.engine.begin() as connection:

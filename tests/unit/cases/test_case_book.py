@@ -157,3 +157,21 @@ def test_alerts_from_scores_join_the_events() -> None:
     assert alerts.sort("event_id")["department"].to_list() == ["icu", None]
     assert deduplicate(pl.concat([alerts, alerts])).height == 2
     assert deduplicate(alerts, [alerts["alert_id"][0]]).height == 1
+
+
+def test_the_queue_can_put_the_least_sure_cases_first(store) -> None:
+    book = CaseBook(store, FixedClock(T0 + timedelta(hours=1)))
+    scores = {"sure": 97.0, "coin": 52.0, "doubt": 70.0, "low": 35.0}
+    book.record(frame([
+        alert(f"e-{user}", minute, user=user, score=score)
+        for minute, (user, score) in enumerate(scores.items())
+    ]))
+    by_severity = book.queue()
+    assert by_severity[0].user_id == "sure"
+    least_sure = book.queue(order="uncertain")
+    assert [c.user_id for c in least_sure] == ["coin", "low", "doubt", "sure"]
+    assert [c.uncertainty for c in least_sure] == [0.96, 0.7, 0.6, 0.06]
+    assert [c.user_id for c in book.queue(order="uncertain", limit=2)] == ["coin", "low"]
+    assert CaseBook.describe(least_sure[0])["uncertainty"] == 0.96
+    with pytest.raises(CustodesError, match="order must be one of severity, uncertain"):
+        book.queue(order="random")

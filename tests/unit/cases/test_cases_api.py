@@ -39,6 +39,17 @@ def test_only_officers_work_cases(api) -> None:
     assert [c["kind"] for c in cases] == ["compromised_credentials_chain", "mass_access"]
 
 
+def test_the_queue_least_sure_first(api) -> None:
+    client, officer, _ = api
+    cases = client.get("/api/cases?order=uncertain", headers=officer).json()["cases"]
+    assert [c["uncertainty"] for c in cases] == sorted(
+        (c["uncertainty"] for c in cases), reverse=True
+    )
+    # The mass access (scores of 70) is less sure than the chain (an export scored 96).
+    assert [c["kind"] for c in cases] == ["mass_access", "compromised_credentials_chain"]
+    assert client.get("/api/cases?order=random", headers=officer).status_code == 422
+
+
 def test_show_acknowledge_and_close(api) -> None:
     client, officer, _ = api
     case_id = client.get("/api/cases", headers=officer).json()["cases"][0]["case_id"]
@@ -103,7 +114,14 @@ def test_metrics_and_openapi(api) -> None:
     client, officer, _ = api
     text = client.get("/metrics").text
     assert 'custodes_cases{status="new"} 2.0' in text
-    assert "custodes_alerts 24.0" in text and "custodes_case_to_action_seconds" in text
+    assert "custodes_alerts 24.0" in text
+    # Delays are histograms: both cases were opened within the hour after their first
+    # access; no step succeeded (mallory has no account here, no channel is configured)
+    # and no case is closed.
+    assert 'custodes_event_to_case_seconds_bucket{le="3600.0"} 2.0' in text
+    assert "custodes_event_to_case_seconds_count 2.0" in text
+    assert 'custodes_case_to_action_seconds_bucket{le="+Inf"} 0.0' in text
+    assert "custodes_case_to_closure_seconds_count 0.0" in text
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/cases", "/api/cases/{case_id}/verdict", "/api/approvals", "/metrics"} <= set(
         paths

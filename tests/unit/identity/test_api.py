@@ -223,3 +223,26 @@ def test_users_list_and_end_their_other_sessions(client, door, tmp_path):
     assert client.post("/auth/sessions/end", json={"session": other}).json() == {"ended": 1}
     assert len(client.get("/auth/sessions").json()["sessions"]) == 1
     assert len(door.store.sessions_of("bob")) == 1
+
+
+def test_after_a_reset_the_session_may_only_enrol_a_factor(client, door):
+    door.service.reset_second_factors("alice", by="custodes response")
+    assert _login(client, door, totp=None).status_code == 200  # the password alone, once
+    refused = client.get("/auth/sessions")
+    assert refused.status_code == 403 and "enrol a second factor first" in refused.json()["detail"]
+    assert client.get("/auth/step-up/export").status_code == 403
+    enrolled = client.post("/auth/totp/enroll")  # no step-up asked: there is no factor
+    assert enrolled.status_code == 200 and len(enrolled.json()["recovery_codes"]) == 10
+    assert client.get("/auth/sessions").status_code == 200
+
+
+def test_a_demanded_step_up_is_refused_until_given(client, door):
+    _login(client, door)
+    assert client.get("/auth/step-up/export").json()["allowed"] is True
+    door.clock.advance(seconds=1)
+    door.service.demand_step_up("alice")
+    refused = client.get("/auth/step-up/export")
+    assert refused.status_code == 403 and "given after" in refused.json()["detail"]
+    door.next_step()
+    assert client.post("/auth/step-up", json={"totp": door.code()}).status_code == 200
+    assert client.get("/auth/step-up/export").json()["allowed"] is True

@@ -11,7 +11,13 @@ from custodes.core.cases import Case, Severity
 from custodes.core.clock import FixedClock
 from custodes.core.errors import InputFormatError
 from custodes.core.responses import RunStatus
-from custodes.respond.actions import AccountAction, ActionFailedError, ActionRegistry
+from custodes.respond.actions import (
+    ACCOUNT_ACTIONS,
+    AccountAction,
+    ActionFailedError,
+    ActionRegistry,
+    account_actions,
+)
 from custodes.respond.executor import ResponseExecutor, StepNotFoundError
 from custodes.respond.plan import plan_response
 from custodes.respond.playbooks import load_playbooks, parse_playbooks
@@ -33,6 +39,8 @@ class FakeAccounts:
         self.known = set(names)
         self.locked: set[str] = set()
         self.revoked: list[str] = []
+        self.step_up: set[str] = set()
+        self.factors: dict[str, int] = {}
 
     def _check(self, name: str) -> None:
         if name not in self.known:
@@ -55,6 +63,19 @@ class FakeAccounts:
         self._check(name)
         self.revoked.append(f"tokens:{name}")
         return 1
+
+    def require_step_up(self, name: str) -> None:
+        self._check(name)
+        self.step_up.add(name)
+
+    def withdraw_step_up(self, name: str) -> None:
+        self._check(name)
+        self.step_up.discard(name)
+
+    def require_mfa_reenrolment(self, name: str) -> int:
+        self._check(name)
+        removed, self.factors[name] = self.factors.get(name, 2), 0
+        return removed
 
 
 class Flaky:
@@ -89,9 +110,7 @@ def runs(request, tmp_path):
 
 
 def executor(runs, accounts, *notifiers, attempts=3, clock=None):
-    registry = ActionRegistry.of(*(AccountAction(accounts, k) for k in
-                                   ("lock_account", "revoke_sessions", "revoke_tokens")),
-                                 *notifiers)
+    registry = ActionRegistry.of(*account_actions(accounts), *notifiers)
     return ResponseExecutor(registry, runs, clock or FixedClock(T), attempts=attempts)
 
 
@@ -101,12 +120,14 @@ def test_the_default_playbook_locks_revokes_and_notifies_a_compromised_account(r
     run = executor(runs, accounts, *hooks)
     plan = plan_response(case(), load_playbooks())
     assert [s.type for s in plan.steps] == [
-        "lock_account", "revoke_sessions", "revoke_tokens", "webhook", "syslog", "email"
+        "lock_account", "revoke_sessions", "revoke_tokens", "require_mfa_reenrolment",
+        "webhook", "syslog", "email", "require_step_up",
     ]
     done = run.execute(plan, case())
-    assert all(r.status is RunStatus.SUCCEEDED for r in done) and len(done) == 6
-    assert accounts.locked == {"alice"}
+    assert all(r.status is RunStatus.SUCCEEDED for r in done) and len(done) == 8
+    assert accounts.locked == {"alice"} and accounts.step_up == {"alice"}
     assert accounts.revoked == ["sessions:alice", "tokens:alice"]
+    assert accounts.factors == {"alice": 0}
     assert [r.action for r in runs.runs("c-1")] == [s.type for s in plan.steps]
 
     # Planned again (the case grew): nothing runs twice.
@@ -152,6 +173,26 @@ def test_approvals_wait_then_run_or_are_rejected(runs) -> None:
         run.approve(waiting["ticket"].step_id, "officer", the_case)
 
 
+def test_a_case_that_grows_into_an_urgent_one_acts_on_its_waiting_steps(runs) -> None:
+    accounts = FakeAccounts()
+    run = executor(runs, accounts, Flaky("webhook", 0), Flaky("syslog", 0))
+    # The stream first sees the mass access: the lock waits for an officer...
+    early = case("mass_access", Severity.HIGH)
+    run.execute(plan_response(early, load_playbooks()), early)
+    assert accounts.locked == set()
+    # ...then the unusual sign-in arrives and the same case becomes the chain: the lock
+    # is automatic now, so it happens at once and no longer waits.
+    grown = case()
+    done = run.execute(plan_response(grown, load_playbooks()), grown)
+    assert accounts.locked == {"alice"}
+    assert {r.action for r in done if r.status is RunStatus.SUCCEEDED} >= {"lock_account"}
+    assert "lock_account" not in {r.action for r in run.pending()}
+    # A step an officer rejected stays rejected, whatever the case becomes.
+    rejected = {r.action: r for r in run.pending()}["ticket"]
+    run.reject(rejected.step_id, "officer")
+    assert run.execute(plan_response(grown, load_playbooks()), grown) == []
+
+
 def test_a_lock_is_undone_by_hand_or_after_its_timeout(runs) -> None:
     accounts = FakeAccounts()
     clock = FixedClock(T)
@@ -162,7 +203,8 @@ def test_a_lock_is_undone_by_hand_or_after_its_timeout(runs) -> None:
     clock.advance(hours=23)
     assert run.undo_due(lambda _: case()) == []
     clock.advance(hours=2)
-    (undone,) = run.undo_due(lambda _: case())
+    undone, withdrawn = run.undo_due(lambda _: case())
+    assert undone.action == "lock_account" and withdrawn.action == "require_step_up"
     assert undone.status is RunStatus.UNDONE and accounts.locked == set()
     with pytest.raises(StepNotFoundError):
         run.undo(undone.step_id, "officer", case())
@@ -183,11 +225,12 @@ def test_an_unknown_account_fails_and_is_recorded(runs) -> None:
 @pytest.mark.parametrize(
     ("the_case", "expected"),
     [
-        (case(), {"lock_account", "revoke_sessions", "revoke_tokens", "webhook", "syslog",
-                  "email"}),
+        (case(), {"lock_account", "revoke_sessions", "revoke_tokens", "require_mfa_reenrolment",
+                  "webhook", "syslog", "email", "require_step_up"}),
         (case(severity=Severity.MEDIUM), set()),
-        (case("mass_access", Severity.HIGH), {"webhook", "lock_account", "ticket", "syslog"}),
-        (case("single_alert", Severity.HIGH), {"syslog"}),
+        (case("mass_access", Severity.HIGH), {"webhook", "lock_account", "ticket", "syslog",
+                                              "require_step_up"}),
+        (case("single_alert", Severity.HIGH), {"syslog", "require_step_up"}),
         (case("single_alert", Severity.LOW), set()),
     ],
 )
@@ -237,3 +280,52 @@ def test_undo_after_only_for_undoable_actions(runs) -> None:
     by_action = {r.action: r for r in runs.runs()}
     assert by_action["lock_account"].undo_at == T + timedelta(hours=24)
     assert by_action["revoke_sessions"].undo_at is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "detail", "undone"),
+    [
+        ("lock_account", "account locked; its sessions and tokens revoked", "account unlocked"),
+        ("revoke_sessions", "2 session(s) revoked", None),
+        ("revoke_tokens", "1 token(s) revoked", None),
+        ("require_step_up", "the next sensitive operation needs a new second factor",
+         "step-up demand withdrawn"),
+        ("require_mfa_reenrolment",
+         "2 second factor(s) reset; enrols again at the next sign-in", None),
+    ],
+)
+def test_every_account_action_and_its_undo(kind, detail, undone) -> None:
+    accounts = FakeAccounts()
+    action = AccountAction(accounts, kind)
+    step = plan_response(case(), load_playbooks()).steps[0]
+    step = type(step)(**{**step.__dict__, "type": kind})
+    assert action.perform(step, case(), T) == detail
+    assert action.undoable is (undone is not None)
+    if undone:
+        assert action.undo(step, case(), T) == undone
+        assert accounts.locked == set() and accounts.step_up == set()
+    else:
+        with pytest.raises(ActionFailedError, match="cannot be undone"):
+            action.undo(step, case(), T)
+    # An account no one has: a failure that retrying would not mend.
+    stranger = type(step)(**{**step.__dict__, "target_user": "mallory"})
+    with pytest.raises(ActionFailedError, match="no such account") as caught:
+        action.perform(stranger, case(), T)
+    assert not caught.value.retryable
+
+
+def test_the_account_actions_are_all_registered() -> None:
+    registry = ActionRegistry.of(*account_actions(FakeAccounts()))
+    assert all(registry.get(kind) is not None for kind in ACCOUNT_ACTIONS)
+
+
+def test_a_step_up_demand_is_undone_after_a_day(runs) -> None:
+    accounts = FakeAccounts()
+    clock = FixedClock(T)
+    run = executor(runs, accounts, Flaky("syslog", 0), clock=clock)
+    high = case("single_alert", Severity.HIGH)
+    run.execute(plan_response(high, load_playbooks()), high)
+    assert accounts.step_up == {"alice"}
+    clock.advance(hours=25)
+    (undone,) = run.undo_due(lambda _: high)
+    assert undone.action == "require_step_up" and accounts.step_up == set()

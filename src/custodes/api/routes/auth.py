@@ -9,7 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from custodes.api.deps import CallerDep, ClientIpDep, IdentityDep, SessionDep
+from custodes.api.deps import (
+    CallerDep,
+    ClientIpDep,
+    EnrollingSessionDep,
+    IdentityDep,
+    SessionDep,
+)
 from custodes.identity.errors import StepUpRequired
 from custodes.identity.service import IdentityService
 from custodes.identity.sessions import IssuedSession
@@ -131,7 +137,7 @@ def change_password(
 
 
 @router.post("/totp/enroll")
-def totp_enroll(identity: IdentityDep, caller: SessionDep) -> dict:
+def totp_enroll(identity: IdentityDep, caller: EnrollingSessionDep) -> dict:
     """A new TOTP secret for the signed-in user, with its QR code (SVG) for an
     authenticator app and new recovery codes, shown once. Needs a fresh second factor."""
     enrolment = identity.enroll_own_totp(caller.credential)
@@ -171,14 +177,14 @@ def passkeys_script() -> Response:
 
 
 @router.post("/passkeys/register/options")
-def passkey_register_options(identity: IdentityDep, caller: SessionDep) -> dict:
+def passkey_register_options(identity: IdentityDep, caller: EnrollingSessionDep) -> dict:
     ceremony, options = identity.passkey_registration_options(caller.credential)
     return {"ceremony": ceremony, "publicKey": options}
 
 
 @router.post("/passkeys/register/verify")
 def passkey_register_verify(
-    body: CeremonyResponse, identity: IdentityDep, caller: SessionDep
+    body: CeremonyResponse, identity: IdentityDep, caller: EnrollingSessionDep
 ) -> dict:
     identity.register_passkey(caller.credential, body.ceremony, body.credential)
     return {"registered": True}

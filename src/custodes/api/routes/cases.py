@@ -7,7 +7,7 @@ role gets 403. The table is a stopgap until the access-policy module decides.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -69,8 +69,10 @@ def _run(run) -> dict:
 def list_cases(
     officer: OfficerDep, app: CustodesDep,
     include_closed: bool = False, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    order: Annotated[Literal["severity", "uncertain"], Query(
+        description="severity: most severe first; uncertain: least sure first")] = "severity",
 ) -> dict:
-    cases = app.case_book().queue(include_closed=include_closed, limit=limit)
+    cases = app.case_book().queue(include_closed=include_closed, limit=limit, order=order)
     return {"cases": [CaseBook.describe(c) for c in cases]}
 
 

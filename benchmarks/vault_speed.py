@@ -10,7 +10,7 @@ they are, everything else equal: validation, classification, policy, audit):
    validate in ``--workers`` spawned processes, commit in this one), resources per second;
 2. **read in-process**: ``--reads`` reads by id of random non-sensitive records through
    ``RecordVault.read`` (policy, decrypt, audit append), p50 and p99 latency, reads/s;
-3. **read over HTTP** (encrypted build only): ``custodes serve`` on loopback, ``wrk``
+3. **read over HTTP** (encrypted build only): ``custodes serve [--workers N]`` on loopback, ``wrk``
    (Debian's package) with ``--connections`` connections for ``--seconds`` seconds
    requesting random ``GET /fhir/{type}/{id}`` with an administrator's API token; every
    read audited. Requests per second and wrk's latency percentiles.
@@ -145,7 +145,7 @@ def _ms(text: str) -> float:
 
 
 def http_rate(custodes: Custodes, data_dir: Path, database_url: str | None, keys: list[tuple[str, str]],
-              seconds: int, connections: int, seed: int, tmp: Path) -> dict:  # fmt: skip
+              seconds: int, connections: int, seed: int, tmp: Path, workers: int = 1) -> dict:  # fmt: skip
     if subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
         return {"skipped": "wrk is not installed (apt-get install wrk)"}
     identity = custodes.identity
@@ -161,7 +161,8 @@ def http_rate(custodes: Custodes, data_dir: Path, database_url: str | None, keys
     if database_url:
         env["CUSTODES_DATABASE_URL"] = database_url
     server = subprocess.Popen(
-        [sys.executable, "-m", "custodes", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "custodes", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -184,6 +185,7 @@ def http_rate(custodes: Custodes, data_dir: Path, database_url: str | None, keys
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     percentiles = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", text, re.M))
     return {
+        "server_processes": workers,
         "connections": connections,
         "seconds": seconds,
         "per_second": round(float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])),
@@ -221,8 +223,9 @@ def run_one(name: str, database_url: str | None, files: list[Path], args: argpar
                 keys = _keys(custodes)
                 row["read"] = read_rate(custodes, keys, args.reads, args.seed)
                 if build == "encrypted":
-                    row["http"] = http_rate(custodes, Path(tmp) / "data", url, keys, args.seconds,
-                                            args.connections, args.seed, Path(tmp))  # fmt: skip
+                    for workers in args.server_workers:
+                        row[f"http_{workers}"] = http_rate(custodes, Path(tmp) / "data", url, keys, args.seconds,
+                                                           args.connections, args.seed, Path(tmp), workers)  # fmt: skip
                 custodes.engine.dispose()
             finally:
                 drop()
@@ -244,6 +247,8 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=5000)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--server-workers", type=int, nargs="+", default=[1, 2],
+                        help="custodes serve --workers values to measure")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out-json", type=Path)

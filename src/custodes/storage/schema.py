@@ -336,7 +336,8 @@ vault_records = sa.Table(
     sa.Column("last_updated", sa.DateTime(timezone=True), nullable=False),
     sa.Column("deleted", sa.Boolean, nullable=False),
     sa.Column("current", sa.Boolean, nullable=False),
-    sa.Index("ix_vault_records_patient", "patient_id", "current"),
+    # By patient, and by patient and type (a chart's Observations, a patient's Consents).
+    sa.Index("ix_vault_records_patient", "patient_id", "resource_type", "current"),
     sa.Index("ix_vault_records_type_current", "resource_type", "current"),
     sa.Index("ix_vault_records_record_id", "record_id"),
 )

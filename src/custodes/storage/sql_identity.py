@@ -97,6 +97,10 @@ class SqlIdentityStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # The two lookups every API request makes, built once (building a statement
+        # costs more than running it).
+        self._user_by_name = users.select().where(users.c.name == sa.bindparam("name"))
+        self._token_by_id = api_tokens.select().where(api_tokens.c.token_id == sa.bindparam("token_id"))
 
     def add_user(self, user: UserAccount) -> None:
         try:
@@ -107,7 +111,7 @@ class SqlIdentityStore:
 
     def get_user(self, name: str) -> UserAccount | None:
         with self.engine.connect() as connection:
-            row = connection.execute(users.select().where(users.c.name == name)).first()
+            row = connection.execute(self._user_by_name, {"name": name}).first()
         return _user(row) if row else None
 
     def list_users(self) -> list[UserAccount]:
@@ -275,9 +279,7 @@ class SqlIdentityStore:
 
     def get_token(self, token_id: str) -> ApiTokenRecord | None:
         with self.engine.connect() as connection:
-            row = connection.execute(
-                api_tokens.select().where(api_tokens.c.token_id == token_id)
-            ).first()
+            row = connection.execute(self._token_by_id, {"token_id": token_id}).first()
         if row is None:
             return None
         return ApiTokenRecord(

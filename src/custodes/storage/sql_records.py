@@ -45,6 +45,15 @@ class SqlRecordStore:
             .order_by(_R.version.desc())
             .limit(1)
         )
+        # Built once: building a statement costs more than SQLite takes to run it.
+        patients = (_R.patient_id == sa.bindparam("p"), _R.current.is_(True), _R.deleted.is_(False))
+        order = (_R.last_updated, _R.resource_type, _R.record_id)
+        self._by_patient = sa.select(*_COLUMNS).where(*patients).order_by(*order)
+        self._by_patient_types = (
+            sa.select(*_COLUMNS)
+            .where(*patients, _R.resource_type.in_(sa.bindparam("types", expanding=True)))
+            .order_by(*order)
+        )
 
     def latest(self, resource_type: str, record_id: str) -> StoredRecord | None:
         with self._engine.connect() as conn:
@@ -130,13 +139,11 @@ class SqlRecordStore:
             raise VersionConflict("a version of this record was stored by another writer") from err
 
     def by_patient(self, patient_id: str, resource_types: Iterable[str] | None = None) -> list[StoredRecord]:
-        query = sa.select(*_COLUMNS).where(
-            _R.patient_id == patient_id, _R.current.is_(True), _R.deleted.is_(False)
-        )
-        if resource_types is not None:
-            query = query.where(_R.resource_type.in_(sorted(set(resource_types))))
         with self._engine.connect() as conn:
-            rows = conn.execute(query.order_by(_R.last_updated, _R.resource_type, _R.record_id)).all()
+            if resource_types is None:
+                rows = conn.execute(self._by_patient, {"p": patient_id}).all()
+            else:
+                rows = conn.execute(self._by_patient_types, {"p": patient_id, "types": sorted(set(resource_types))}).all()
         return [_record(row) for row in rows]
 
     def of_type(self, resource_type: str, limit: int) -> list[StoredRecord]:

@@ -32,7 +32,9 @@ def upgrade() -> None:
         sa.Column("current", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("resource_type", "record_id", "version"),
     )
-    op.create_index("ix_vault_records_patient", "vault_records", ["patient_id", "current"], unique=False)
+    op.create_index(
+        "ix_vault_records_patient", "vault_records", ["patient_id", "resource_type", "current"], unique=False
+    )
     op.create_index("ix_vault_records_type_current", "vault_records", ["resource_type", "current"], unique=False)
     op.create_index("ix_vault_records_record_id", "vault_records", ["record_id"], unique=False)
     op.create_table(

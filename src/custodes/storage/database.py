@@ -53,6 +53,15 @@ def create_engine(url: str) -> Engine:
     return engine
 
 
+def reader(engine: Engine) -> Engine:
+    """The engine for single statements: on PostgreSQL autocommit, so a lookup is one
+    round trip rather than BEGIN, SELECT and ROLLBACK (same pool). SQLite keeps its
+    default: switching its connections to autocommit and back costs more than it saves."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -21,6 +21,7 @@ from custodes.core.accounts import (
     SessionRecord,
     UserAccount,
 )
+from custodes.storage.database import reader
 from custodes.storage.schema import api_tokens, passkeys, sessions, users
 
 
@@ -97,6 +98,7 @@ class SqlIdentityStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._reader = reader(engine)
         # The two lookups every API request makes, built once (building a statement
         # costs more than running it).
         self._user_by_name = users.select().where(users.c.name == sa.bindparam("name"))
@@ -110,7 +112,7 @@ class SqlIdentityStore:
             raise ValueError(f"{user.name} exists") from err
 
     def get_user(self, name: str) -> UserAccount | None:
-        with self.engine.connect() as connection:
+        with self._reader.connect() as connection:
             row = connection.execute(self._user_by_name, {"name": name}).first()
         return _user(row) if row else None
 
@@ -278,7 +280,7 @@ class SqlIdentityStore:
             )
 
     def get_token(self, token_id: str) -> ApiTokenRecord | None:
-        with self.engine.connect() as connection:
+        with self._reader.connect() as connection:
             row = connection.execute(self._token_by_id, {"token_id": token_id}).first()
         if row is None:
             return None

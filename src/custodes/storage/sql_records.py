@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from custodes.core.ports import IndexEntry, StoredRecord, VersionConflict
+from custodes.storage.database import reader
 from custodes.storage.schema import encounters, vault_index, vault_records
 
 _R = vault_records.c
@@ -39,6 +40,7 @@ def _record(row) -> StoredRecord:
 class SqlRecordStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._reader = reader(engine)
         self._latest = (
             sa.select(*_COLUMNS)
             .where(_R.resource_type == sa.bindparam("t"), _R.record_id == sa.bindparam("i"))
@@ -56,7 +58,7 @@ class SqlRecordStore:
         )
 
     def latest(self, resource_type: str, record_id: str) -> StoredRecord | None:
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(self._latest, {"t": resource_type, "i": record_id}).first()
         return None if row is None else _record(row)
 
@@ -64,7 +66,7 @@ class SqlRecordStore:
         query = sa.select(*_COLUMNS).where(
             _R.resource_type == resource_type, _R.record_id == record_id, _R.version == version
         )
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else _record(row)
 
@@ -74,7 +76,7 @@ class SqlRecordStore:
         wanted = set(keys)
         ids = sorted({record_id for _type, record_id in wanted})
         found: dict[tuple[str, str], StoredRecord] = {}
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             for start in range(0, len(ids), _KEYS_PER_QUERY):
                 query = sa.select(*_COLUMNS).where(
                     _R.record_id.in_(ids[start : start + _KEYS_PER_QUERY]), _R.current.is_(True)
@@ -139,7 +141,7 @@ class SqlRecordStore:
             raise VersionConflict("a version of this record was stored by another writer") from err
 
     def by_patient(self, patient_id: str, resource_types: Iterable[str] | None = None) -> list[StoredRecord]:
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             if resource_types is None:
                 rows = conn.execute(self._by_patient, {"p": patient_id}).all()
             else:
@@ -153,7 +155,7 @@ class SqlRecordStore:
             .order_by(_R.record_id)
             .limit(limit)
         )
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             return [_record(row) for row in conn.execute(query)]
 
     def find(self, purpose: str, digest: str, resource_type: str) -> list[str]:
@@ -163,7 +165,7 @@ class SqlRecordStore:
             .where(c.purpose == purpose, c.digest == digest, c.resource_type == resource_type)
             .order_by(c.record_id)
         )
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             return [row.record_id for row in conn.execute(query)]
 
     def erase_patient(self, patient_id: str) -> int:
@@ -177,7 +179,7 @@ class SqlRecordStore:
             .where(_R.current.is_(True), _R.deleted.is_(False))
             .group_by(_R.resource_type)
         )
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             return {t: n for t, n in conn.execute(query)}
 
 
@@ -192,7 +194,7 @@ class SqlCareRelationships:
     def __init__(self, engine: Engine) -> None:
         c = encounters.c
         member = sa.cast(c.care_team, sa.String).like(sa.bindparam("quoted"), escape="\\")
-        self._engine = engine
+        self._reader = reader(engine)
         self._query = (
             sa.select(sa.literal(1))
             .where(c.patient_id == sa.bindparam("p"), sa.or_(c.attending_id == sa.bindparam("u"), member))
@@ -201,5 +203,5 @@ class SqlCareRelationships:
 
     def __call__(self, user_id: str, patient_id: str) -> bool:
         quoted = '%"' + user_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             return conn.execute(self._query, {"p": patient_id, "u": user_id, "quoted": quoted}).first() is not None

@@ -18,6 +18,7 @@ from custodes.core.ports import (
     StoredCheckpoint,
     WrappedKey,
 )
+from custodes.storage.database import reader
 from custodes.storage.schema import audit_checkpoints, audit_entries, key_scopes
 
 _SPAN_SQLITE = (
@@ -27,23 +28,32 @@ _SPAN_SQLITE = (
 _SPAN_PG = _SPAN_SQLITE.replace("?", "%s")
 
 
+#: Appends of up to this many entries go as one autocommitted multi-row INSERT.
+_ONE_STATEMENT = 64
+
+
 class SqlAuditStore:
     """The append-only audit log. Appends are one transaction; positions are the key,
     so two writers racing for the same position cannot both succeed."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._reader = reader(engine)
+        self._autocommit = self._reader is not engine
         self._pid = os.getpid()
 
     def append(self, entries: Sequence[StoredAuditEntry]) -> None:
         if not entries:
             return
+        rows = [{"position": e.position, "body": e.body, "entry_hash": e.entry_hash} for e in entries]
         try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    audit_entries.insert(),
-                    [{"position": e.position, "body": e.body, "entry_hash": e.entry_hash} for e in entries],
-                )
+            if self._autocommit and len(rows) <= _ONE_STATEMENT:
+                # One multi-row INSERT is atomic by itself: one round trip, no BEGIN/COMMIT.
+                with self._reader.connect() as conn:
+                    conn.execute(audit_entries.insert().values(rows))
+            else:
+                with self._engine.begin() as conn:
+                    conn.execute(audit_entries.insert(), rows)
         except IntegrityError as err:
             raise PositionTaken("another writer appended at this position") from err
 
@@ -129,7 +139,7 @@ class SqlScopeKeyStore:
                               WrappedKey(row.kek_version, bytes(row.wrapped)))  # fmt: skip
 
     def get(self, scope_id: str) -> ScopeKeyRecord | None:
-        with self._engine.connect() as conn:
+        with reader(self._engine).connect() as conn:
             row = conn.execute(sa.select(key_scopes).where(key_scopes.c.scope_id == scope_id)).first()
         return None if row is None else self._record(row)
 

@@ -23,6 +23,7 @@ from fhirpy.base.exceptions import ResourceNotFound
 
 from custodes.api.app import create_app
 from custodes.bootstrap import Custodes, Settings
+from custodes.vault.resources import references
 
 pytestmark = pytest.mark.integration
 
@@ -76,20 +77,10 @@ def server(request, tmp_path: Path):
     thread.join(timeout=10)
 
 
-def _refs(node):
-    if isinstance(node, dict):
-        if isinstance(node.get("reference"), str):
-            yield node
-        for v in node.values():
-            yield from _refs(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _refs(v)
-
 
 def _expected(entry: dict, ids: dict[str, str]) -> dict:
     resource = copy.deepcopy(entry["resource"])
-    for ref in _refs(resource):
+    for ref in references(resource):
         ref["reference"] = ids.get(ref["reference"], ref["reference"])
     return resource
 

@@ -35,6 +35,7 @@ from custodes.vault.errors import (
     RecordNotFound,
     VersionMismatch,
 )
+from custodes.vault.resources import references
 from custodes.vault.service import RecordUnreadable, RecordVault, Requester
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -331,7 +332,7 @@ def test_synthea_bundles_import_whole_and_read_back_equal(synthea_bundles):
         ids = {e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in original["entry"]}
         for entry in original["entry"]:
             expected = json.loads(json.dumps(entry["resource"]).replace("urn:uuid:", ""))
-            for ref in _refs(expected):
+            for ref in references(expected):
                 ref["reference"] = ids.get("urn:uuid:" + ref["reference"], ref["reference"])
             read = env.vault.read(ADMIN, expected["resourceType"], expected["id"])
             assert read["meta"]["versionId"] == "1"
@@ -341,16 +342,6 @@ def test_synthea_bundles_import_whole_and_read_back_equal(synthea_bundles):
     assert counts["Patient"] == 4 and sum(counts.values()) == 560
     assert {"Encounter", "Observation", "CarePlan", "Goal", "ImagingStudy", "Claim", "Practitioner"} <= set(counts)
 
-
-def _refs(node):
-    if isinstance(node, dict):
-        if isinstance(node.get("reference"), str):
-            yield node
-        for v in node.values():
-            yield from _refs(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _refs(v)
 
 
 def consent(cid: str, pid: str = "p1", **provision) -> dict:

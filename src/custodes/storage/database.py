@@ -39,7 +39,7 @@ def create_engine(url: str) -> Engine:
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     # A pool as wide as the API's thread pool is busy: connections beyond the pool are
     # opened and closed per use, and each new SQLite connection repeats the pragmas.
-    engine = sa.create_engine(url, future=True, pool_size=10, max_overflow=30, pool_pre_ping=False)
+    engine = sa.create_engine(url, future=True, pool_size=10, max_overflow=30)
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")

@@ -49,8 +49,13 @@ def check_type(resource_type: str) -> None:
         raise InvalidResource(f"the vault does not hold {resource_type[:40]} resources", code="not-supported")
 
 
+def is_id(value: str) -> bool:
+    """Whether ``value`` is a valid FHIR logical id."""
+    return bool(_ID.match(value or ""))
+
+
 def check_id(record_id: str) -> None:
-    if not _ID.match(record_id or ""):
+    if not is_id(record_id):
         raise InvalidResource("a resource id is 1 to 64 letters, digits, '-' or '.'", code="value")
 
 

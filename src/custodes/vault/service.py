@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -100,7 +100,6 @@ class _Planned:
     unchanged: bool = False
     status: str = "201 Created"
     decision: Decision | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _canonical(resource: dict) -> bytes:
@@ -150,7 +149,7 @@ def _plan_entries(bundle: object, new_id: Callable[[], str]) -> list[_Planned]:
             # same Bundle twice stores nothing twice.
             full_url = str(entry.get("fullUrl") or "")
             candidate = full_url.removeprefix("urn:uuid:") if full_url.startswith("urn:uuid:") else ""
-            record_id = candidate if fhir._ID.match(candidate) else new_id()
+            record_id = candidate if fhir.is_id(candidate) else new_id()
         full_url = entry.get("fullUrl")
         if isinstance(full_url, str) and full_url:
             mapping[full_url] = f"{resource_type}/{record_id}"

@@ -272,12 +272,15 @@ def _case_queue_step(custodes: Custodes, scores, events, context, console: Conso
     cases = custodes.case_book().queue(limit=8)
     console.print(
         f"9. Cases: {report.new_alerts} alerts (budget {DEFAULT_BUDGET:g} per 10,000 accesses, "
-        f"score >= {threshold:.0f}) grouped by user and hour into {report.cases_touched} cases, "
-        "most severe first"
+        f"score >= {threshold:.0f}) grouped into {report.cases_touched} cases: each user's "
+        "alerts while they come within an hour of each other, and each record opened by "
+        "several users within a day; most severe first"
     )
-    for case in cases:
+    patient_cases = [c for c in custodes.case_book().queue(limit=1000) if c.subject == "patient"]
+    shown = cases + [c for c in patient_cases[:2] if c not in cases]
+    for case in shown:
         console.print(
-            f"   {case.severity:<8} {case.kind:<20} {case.case_id}  "
+            f"   {case.severity:<8} {case.kind:<21} {case.case_id}  {case.subject_text}: "
             f"{case.alert_count} alert(s), {case.patient_count} patient(s)",
             highlight=False,
             markup=False,

@@ -72,14 +72,16 @@ def list_cases(
         return
     table = Table(title=f"cases ({len(cases)})")
     table.add_column("case", no_wrap=True)  # the id a privacy officer types: never cut
-    for column in ("severity", "kind", "user", "alerts", "patients", "first", "status", "unsure"):
+    for column in (
+        "severity", "kind", "subject", "alerts", "patients", "first", "status", "unsure"
+    ):
         table.add_column(column, overflow="fold")
     for case in cases:
         table.add_row(
             case.case_id,
             str(case.severity),
             case.kind,
-            case.user_id,
+            case.subject_text,
             str(case.alert_count),
             str(case.patient_count),
             f"{case.first_time:%m-%d %H:%M}",
@@ -103,10 +105,13 @@ def show(case_id: CaseArg, as_json: JsonOpt = False) -> None:
                         "alert_id": a.alert_id,
                         "event_id": a.event_id,
                         "time": a.time.isoformat(),
+                        "user_id": a.user_id,
                         "patient_id": a.patient_id,
                         "action": a.action,
                         "score": round(a.score, 2),
                         "reasons": a.reasons,
+                        "rules": list(a.rules),
+                        "probability": a.probability,
                     }
                     for a in alerts
                 ],
@@ -118,11 +123,12 @@ def show(case_id: CaseArg, as_json: JsonOpt = False) -> None:
         out.print(f"  {line}", highlight=False, markup=False)
     if case.tactics:
         out.print(f"  ATT&CK: {', '.join(case.tactics)}", highlight=False, markup=False)
-    table = Table("time", "event", "patient", "action", "score", "reasons")
+    table = Table("time", "event", "user", "patient", "action", "score", "reasons")
     for a in alerts:
         table.add_row(
-            f"{a.time:%H:%M:%S}",
+            f"{a.time:%m-%d %H:%M:%S}",
             a.event_id,
+            a.user_id,
             a.patient_id or "",
             a.action,
             f"{a.score:.0f}",

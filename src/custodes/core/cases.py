@@ -95,6 +95,10 @@ class Alert:
     status: AlertStatus = AlertStatus.NEW
     case_id: str | None = None
     suppressed_by: str | None = None
+    #: The supervised ranker's probability of misuse, when one was fitted.
+    probability: float | None = None
+    #: The patient case ("one record, many users") the alert also belongs to, if any.
+    patient_case_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,11 @@ class Case:
     """Alerts that tell one story: who, which patients, when, how bad, what it maps to.
 
     ``kind`` names the correlation rule that made it (``single_alert`` when none did);
-    ``story`` is the plain account a privacy officer reads first.
+    ``story`` is the plain account a privacy officer reads first. A ``user`` case is
+    one user's alerts (``user_id``); a ``patient`` case is the alerts of many users on
+    one record (``patient_id``; ``user_id`` is empty, since no one account is its
+    subject). ``probability`` is the ranker's highest probability of misuse among the
+    case's alerts, when a ranker was fitted.
     """
 
     case_id: str
@@ -124,10 +132,28 @@ class Case:
     closed_at: datetime | None = None
     opened_at: datetime | None = None
     uncertainty: float | None = None
+    subject: str = "user"
+    patient_id: str | None = None
+    user_count: int = 1
+    probability: float | None = None
 
     @property
     def alert_count(self) -> int:
         return len(self.alert_ids)
+
+    @property
+    def subject_text(self) -> str:
+        """Who or what the case is about, for a listing.
+
+        >>> from datetime import UTC
+        >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> Case("p-1-p7", "record_viewed_by_many", "", Severity.HIGH, 80, t, t, ("a",), 1,
+        ...      subject="patient", patient_id="p7", user_count=4).subject_text
+        'patient p7 (4 users)'
+        """
+        if self.subject == "patient":
+            return f"patient {self.patient_id} ({self.user_count} users)"
+        return self.user_id
 
     def summary(self) -> dict:
         """What leaves Custodes about a case (API, CLI, notifications): ids, counts,
@@ -135,10 +161,13 @@ class Case:
         return {
             "case_id": self.case_id,
             "kind": self.kind,
+            "subject": self.subject,
             "severity": str(self.severity),
             "user_id": self.user_id,
+            "patient_id": self.patient_id,
             "alerts": self.alert_count,
             "patients": self.patient_count,
+            "users": self.user_count,
             "first_time": self.first_time.isoformat(),
             "last_time": self.last_time.isoformat(),
             "tactics": list(self.tactics),

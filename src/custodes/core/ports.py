@@ -160,12 +160,33 @@ class CaseStore(Protocol):
         """Store the alerts not yet stored; return how many were new."""
         ...
 
-    def alerts_of_cases(self, case_ids: Sequence[str]) -> list[Alert]: ...
+    def alerts_of_cases(self, case_ids: Sequence[str]) -> list[Alert]:
+        """The alerts of these cases, user cases and patient cases alike, by time."""
+        ...
+
+    def alerts_near(
+        self,
+        since: datetime,
+        *,
+        user_ids: Sequence[str] = (),
+        patient_ids: Sequence[str] = (),
+    ) -> list[Alert]:
+        """Unsuppressed alerts at or after ``since`` by these users or on these patients."""
+        ...
 
     def save_cases(
-        self, cases: Sequence[Case], assignment: Mapping[str, str], at: datetime
+        self,
+        cases: Sequence[Case],
+        assignment: Mapping[str, str],
+        at: datetime,
+        patient_assignment: Mapping[str, str] | None = None,
     ) -> None:
-        """Insert or update cases (keeping their status and verdict) and link alerts."""
+        """Insert or update cases (keeping their status and verdict) and link alerts:
+        ``assignment`` to their user case, ``patient_assignment`` to their patient case."""
+        ...
+
+    def drop_cases(self, case_ids: Sequence[str]) -> None:
+        """Remove open cases whose alerts joined an older case (merged into it)."""
         ...
 
     def case(self, case_id: str) -> Case | None: ...

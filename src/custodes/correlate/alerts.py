@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from custodes.core.cases import Suppression, SuppressionScope, alert_id_of
-from custodes.correlate.cases import ALERT_SCHEMA
+from custodes.correlate.cases import ALERT_SCHEMA, conform_alerts
 
 #: Alerts a privacy officer is willing to read per 10,000 accesses, by default.
 DEFAULT_BUDGET = 10.0
@@ -48,11 +48,19 @@ def alerts_from_scores(
 ) -> pl.DataFrame:
     """The accesses scored at or above ``threshold`` as an alert frame (``ALERT_SCHEMA``).
 
-    ``scores`` has ``event_id, score, reasons``; ``events`` the accesses they score
-    (``event_id, time, user_id, patient_id, action``); ``departments`` (``user_id``,
-    ``department``) tells each user's department, for department-scoped suppressions.
+    ``scores`` has ``event_id, score, reasons`` and, from the detection engine,
+    ``rule_hits`` (the Sigma rules matched) and ``probability`` (the ranker's);
+    ``events`` the accesses they score (``event_id, time, user_id, patient_id,
+    action``); ``departments`` (``user_id``, ``department``) tells each user's
+    department, for department-scoped suppressions.
     """
-    over = scores.filter(pl.col("score") >= threshold).select("event_id", "score", "reasons")
+    optional = {"rule_hits": "rules", "probability": "probability"}
+    over = scores.filter(pl.col("score") >= threshold).select(
+        "event_id",
+        "score",
+        "reasons",
+        *[pl.col(column).alias(name) for column, name in optional.items() if column in scores],
+    )
     joined = over.join(
         events.select(
             "event_id", "time", "user_id", "patient_id", pl.col("action").cast(pl.String)
@@ -72,7 +80,7 @@ def alerts_from_scores(
         ),
         source=pl.lit(source),
         time=pl.col("time").cast(pl.Datetime("us", "UTC")),
-    ).select([pl.col(name).cast(dtype) for name, dtype in ALERT_SCHEMA.items()])
+    ).pipe(conform_alerts).select(list(ALERT_SCHEMA))
 
 
 def deduplicate(alerts: pl.DataFrame, known_ids: Iterable[str] = ()) -> pl.DataFrame:
@@ -90,18 +98,28 @@ def suppress(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split ``alerts`` into (kept, suppressed); ``suppressed`` names its ``suppression_id``.
 
-    Only suppressions active at ``at`` apply. Rule-scoped ones need ``rule_hits``
-    (``event_id``, ``rule_id``), the rules each event matched.
+    Only suppressions active at ``at`` apply. Rule-scoped ones read the alerts'
+    ``rules`` column (the Sigma rules each event matched), and ``rule_hits``
+    (``event_id``, ``rule_id``) when given.
     """
     marked = alerts.with_columns(suppression_id=pl.lit(None, pl.String))
+    extra = (
+        rule_hits.group_by("event_id").agg(pl.col("rule_id").alias("_hits"))
+        if rule_hits is not None
+        else None
+    )
+    if extra is not None:
+        marked = marked.join(extra, on="event_id", how="left", maintain_order="left")
+    else:
+        marked = marked.with_columns(_hits=pl.lit(None, pl.List(pl.String)))
     for suppression in suppressions:
         if not suppression.active(at):
             continue
         if suppression.scope is SuppressionScope.RULE:
-            if rule_hits is None:
-                continue
-            events = rule_hits.filter(pl.col("rule_id") == suppression.value)["event_id"]
-            matches = pl.col("event_id").is_in(events.to_list())
+            rules = pl.col("rules") if "rules" in marked.columns else pl.lit([], pl.List(pl.String))
+            matches = rules.list.contains(suppression.value).fill_null(False) | pl.col(
+                "_hits"
+            ).list.contains(suppression.value).fill_null(False)
         else:
             matches = pl.col(_SCOPE_COLUMNS[suppression.scope]) == suppression.value
         marked = marked.with_columns(
@@ -109,6 +127,7 @@ def suppress(
             .then(pl.lit(suppression.suppression_id))
             .otherwise(pl.col("suppression_id"))
         )
+    marked = marked.drop("_hits")
     suppressed = marked.filter(pl.col("suppression_id").is_not_null())
     kept = marked.filter(pl.col("suppression_id").is_null()).drop("suppression_id")
     return kept, suppressed

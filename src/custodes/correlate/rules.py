@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -28,13 +29,23 @@ STAGE_TACTICS = {
     "export": "TA0010 Exfiltration",
 }
 
+#: What a case is about: one user's alerts, or the alerts on one patient's record.
+CorrelationSubject = Literal["user", "patient"]
+
+#: The ``group-by`` of a rule, and the subject of the cases it makes.
+GROUP_BY_SUBJECTS: dict[tuple[str, ...], CorrelationSubject] = {
+    ("user_id",): "user",
+    ("patient_id",): "patient",
+}
+
 #: Actions that take data out of the record system: the export stage.
 EXPORT_ACTIONS = ("export", "print")
 
 
 @dataclass(frozen=True)
 class CorrelationRule:
-    """One Sigma-style correlation over the alerts of one user in one window."""
+    """One Sigma-style correlation over the alerts of one user (``group-by: [user_id]``)
+    or of one patient's record (``group-by: [patient_id]``) within its timespan."""
 
     name: str
     type: str
@@ -62,10 +73,15 @@ class CorrelationRule:
                     f"correlation rule {self.name!r}: temporal rules need two or more stages "
                     f"among {', '.join(STAGE_TACTICS)}"
                 )
-        if self.group_by != ("user_id",):
+        if self.group_by not in GROUP_BY_SUBJECTS:
             raise InputFormatError(
-                f"correlation rule {self.name!r}: only group-by user_id is supported"
+                f"correlation rule {self.name!r}: group-by must be [user_id] or [patient_id]"
             )
+
+    @property
+    def subject(self) -> CorrelationSubject:
+        """``user`` or ``patient``: what the cases of this rule are about."""
+        return GROUP_BY_SUBJECTS[self.group_by]
 
 
 def _timespan(text: str | int) -> timedelta:

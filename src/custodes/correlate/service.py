@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -26,24 +26,33 @@ from custodes.core.clock import Clock
 from custodes.core.errors import CustodesError
 from custodes.core.ports import CaseStore
 from custodes.correlate.alerts import deduplicate, suppress
-from custodes.correlate.cases import ALERT_SCHEMA, correlate
+from custodes.correlate.cases import ALERT_SCHEMA, conform_alerts, correlate
 from custodes.correlate.rules import CorrelationRule, load_rules
 
 #: The orders of the case queue: most severe first, or least sure first.
 QUEUE_ORDERS = ("severity", "uncertain")
 
 
-def uncertainty_of(score: float) -> float:
+def uncertainty_of(score: float, probability: float | None = None) -> float:
     """How unsure the model is of a case, from 0 (sure) to 1 (a coin toss).
 
-    A score is the model's belief on a 0-100 scale (with verdicts, four fifths of it
-    are the ranker's probability of misuse), so 50 is the toss-up and the distance
-    from it is the confidence.
+    With a fitted ranker, ``probability`` is its probability of misuse and 0.5 is the
+    toss-up; without one, the score is the model's belief on a 0-100 scale, 50 the
+    toss-up. The distance from the toss-up is the confidence.
 
     >>> uncertainty_of(50), uncertainty_of(75), uncertainty_of(100), uncertainty_of(30)
     (1.0, 0.5, 0.0, 0.6)
+    >>> uncertainty_of(99, probability=0.55)
+    0.9
     """
+    if probability is not None:
+        return round(1.0 - min(abs(probability - 0.5), 0.5) / 0.5, 4)
     return round(1.0 - min(abs(score - 50.0), 50.0) / 50.0, 4)
+
+
+def case_uncertainty(case: Case) -> float:
+    """``uncertainty_of`` a case: its ranker probability when it has one."""
+    return uncertainty_of(case.score, case.probability)
 
 
 class CaseNotFoundError(CustodesError):
@@ -82,8 +91,11 @@ def alerts_to_records(frame: pl.DataFrame) -> list[Alert]:
             action=row["action"],
             score=float(row["score"]),
             reasons=row["reasons"] or "",
+            rules=tuple(row.get("rules") or ()),
+            probability=row.get("probability"),
             department=row["department"],
             case_id=row.get("case_id"),
+            patient_case_id=row.get("patient_case_id"),
             suppressed_by=row.get("suppression_id"),
             status=AlertStatus.CLOSED if row.get("suppression_id") else AlertStatus.NEW,
         )
@@ -92,11 +104,14 @@ def alerts_to_records(frame: pl.DataFrame) -> list[Alert]:
 
 
 def records_to_alerts(alerts: Sequence[Alert]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [[getattr(a, name) for name in ALERT_SCHEMA] for a in alerts],
-        schema=ALERT_SCHEMA,
-        orient="row",
-    )
+    """Stored alerts as an alert frame, with the cases they already belong to."""
+    names = [*ALERT_SCHEMA, "case_id", "patient_case_id"]
+    schema = {**ALERT_SCHEMA, "case_id": pl.String(), "patient_case_id": pl.String()}
+    rows = [
+        [list(a.rules) if name == "rules" else getattr(a, name) for name in names]
+        for a in alerts
+    ]
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 class CaseBook:
@@ -112,11 +127,15 @@ class CaseBook:
     def record(self, alerts: pl.DataFrame, rule_hits: pl.DataFrame | None = None) -> RecordReport:
         """Store new alerts (each once), drop the suppressed, build or update cases.
 
-        Alerts that land in the window of an open case join it (the case is correlated
-        again with all its alerts); a closed case stays closed and the newcomers open a
-        follow-up case.
+        A newcomer within the gap of an open case's last alert joins it (the case is
+        correlated again with all its alerts, and keeps its id); a closed case stays
+        closed and newcomers open a follow-up case. Patient rules see the other users'
+        recent alerts on the same record too, whatever became of their own cases.
+        Rule-scoped suppressions read the alerts' ``rules`` column, or ``rule_hits``
+        (``event_id``, ``rule_id``) when given.
         """
         now = self.clock.now()
+        alerts = conform_alerts(alerts).drop("case_id", "patient_case_id")
         fresh = deduplicate(alerts, self.store.known_alert_ids(alerts["alert_id"].to_list()))
         kept, suppressed = suppress(fresh, self.store.suppressions(), now, rule_hits)
         if not suppressed.is_empty():
@@ -125,18 +144,26 @@ class CaseBook:
             return RecordReport(
                 alerts.height, 0, alerts.height - fresh.height, suppressed.height, 0, 0
             )
+        user_input, patient_input, statuses = self._with_neighbours(kept)
         users = kept["user_id"].unique().to_list()
-        offences = self.store.prior_offences(users)
-        first = correlate(kept, self.rules, prior_offences=offences)
-        statuses = self.store.case_statuses([c.case_id for c in first.cases])
-        closed = frozenset(c for c, s in statuses.items() if s is CaseStatus.CLOSED)
-        open_ids = [c for c, s in statuses.items() if s is not CaseStatus.CLOSED]
-        earlier = self.store.alerts_of_cases(open_ids)
-        combined = pl.concat([kept, records_to_alerts(earlier)]) if earlier else kept
-        result = correlate(combined, self.rules, prior_offences=offences, closed_case_ids=closed)
+        result = correlate(
+            user_input,
+            self.rules,
+            prior_offences=self.store.prior_offences(users),
+            closed_case_ids=frozenset(c for c, s in statuses.items() if s is CaseStatus.CLOSED),
+            patient_alerts=patient_input,
+        )
         self.store.add_alerts(alerts_to_records(kept))
-        self.store.save_cases(result.cases, dict(result.assignment.iter_rows()), now)
-        touched = {c.case_id for c in result.cases}
+        cases = result.cases
+        self.store.save_cases(
+            cases,
+            dict(result.assignment.iter_rows()),
+            now,
+            dict(result.patient_assignment.iter_rows()),
+        )
+        if result.merged:
+            self.store.drop_cases(sorted(result.merged))
+        touched = {c.case_id for c in cases}
         return RecordReport(
             alerts_in=alerts.height,
             new_alerts=kept.height,
@@ -145,6 +172,51 @@ class CaseBook:
             cases_touched=len(touched),
             new_cases=len(touched - set(statuses)),
             case_ids=tuple(sorted(touched)),
+        )
+
+    def _with_neighbours(
+        self, kept: pl.DataFrame
+    ) -> tuple[pl.DataFrame, pl.DataFrame | None, dict[str, CaseStatus]]:
+        """The newcomers with the stored alerts they may correlate with: for the user
+        cases, every alert of the open cases they may join; for the patient cases, the
+        recent alerts on the same records not yet in a closed patient case, and every
+        alert of the open patient cases among them. And the statuses of those cases."""
+        start = kept["time"].min()
+        assert isinstance(start, datetime)
+        near_users = self.store.alerts_near(
+            start - self._gap("user"), user_ids=kept["user_id"].unique().to_list()
+        )
+        patient_rules = any(r.subject == "patient" for r in self.rules)
+        near_patients = (
+            self.store.alerts_near(
+                start - self._gap("patient"),
+                patient_ids=kept["patient_id"].drop_nulls().unique().to_list(),
+            )
+            if patient_rules
+            else []
+        )
+        ids = {a.case_id for a in near_users} | {a.patient_case_id for a in near_patients}
+        statuses = self.store.case_statuses(sorted(i for i in ids if i))
+        open_ids = [c for c, s in statuses.items() if s is not CaseStatus.CLOSED]
+        earlier = self.store.alerts_of_cases(open_ids)
+        open_set = set(open_ids)
+        user_alerts = [a for a in earlier if a.case_id in open_set]
+        user_input = pl.concat([kept, records_to_alerts(user_alerts)], how="diagonal_relaxed")
+        if not patient_rules:
+            return user_input, None, statuses
+        patient_alerts = {
+            a.alert_id: a
+            for a in [*near_patients, *earlier]
+            if a.patient_case_id is None or a.patient_case_id in open_set
+        }
+        patient_input = pl.concat(
+            [kept, records_to_alerts(list(patient_alerts.values()))], how="diagonal_relaxed"
+        )
+        return user_input, patient_input, statuses
+
+    def _gap(self, subject: str) -> timedelta:
+        return max(
+            (r.timespan for r in self.rules if r.subject == subject), default=timedelta(hours=1)
         )
 
     def queue(
@@ -158,10 +230,10 @@ class CaseBook:
         statuses = list(CaseStatus) if include_closed else [CaseStatus.NEW, CaseStatus.ACKNOWLEDGED]
         if order == "severity":
             found = self.store.cases(statuses, limit)
-            return [replace(c, uncertainty=uncertainty_of(c.score)) for c in found]
+            return [replace(c, uncertainty=case_uncertainty(c)) for c in found]
         # The queue is kept short by the alert budget, so all of it is read and sorted.
         found = self.store.cases(statuses, 1_000_000)
-        ranked = [replace(c, uncertainty=uncertainty_of(c.score)) for c in found]
+        ranked = [replace(c, uncertainty=case_uncertainty(c)) for c in found]
         ranked.sort(key=lambda c: -(c.uncertainty or 0.0))  # stable: severity order breaks ties
         return ranked[:limit]
 
@@ -215,10 +287,13 @@ class CaseBook:
         return suppression
 
     def verdict_labels(self) -> pl.DataFrame:
-        """``event_id, label`` of every alert in a closed case: 1 for confirmed misuse."""
+        """``event_id, label`` of every alert in a closed user case: 1 for confirmed misuse.
+
+        A patient case's verdict speaks of a record, not of each user's access, so each
+        alert takes its label from its own user's case."""
         closed = self.store.cases([CaseStatus.CLOSED], 1_000_000)
         rows = []
-        for case in closed:
+        for case in (c for c in closed if c.subject == "user"):
             label = int(case.verdict is Verdict.CONFIRMED_MISUSE)
             rows.extend(
                 (alert.event_id, label) for alert in self.store.alerts_of_cases([case.case_id])
@@ -233,7 +308,8 @@ class CaseBook:
             "status": str(case.status),
             "score": round(case.score, 2),
             "prior_offences": case.prior_offences,
-            "uncertainty": uncertainty_of(case.score),
+            "probability": None if case.probability is None else round(case.probability, 4),
+            "uncertainty": case_uncertainty(case),
             "verdict": str(case.verdict) if case.verdict else None,
             "closed_by": case.closed_by,
             "closed_at": case.closed_at.isoformat() if case.closed_at else None,

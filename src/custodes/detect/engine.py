@@ -44,7 +44,11 @@ CHUNK_EVENTS = 1_000_000
 #: Scores below this carry no reasons.
 QUIET_SCORE = 25.0
 
-SCORE_COLUMNS = ("event_id", "score", "explained", "explanation", "reasons")
+#: ``rule_hits`` names the Sigma rules each access matched (rule-scoped suppressions
+#: read it); ``probability`` is the ranker's probability of misuse (null without one).
+SCORE_COLUMNS = (
+    "event_id", "score", "explained", "explanation", "reasons", "rule_hits", "probability"
+)
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,8 @@ class DetectionEngine:
             state.suspicious_today,
             self.repeat_discount,
         )
-        result = features.select("event_id", "explained", "explanation").with_columns(
-            score=discounted, reasons=scored["reasons"]
+        result = features.select("event_id", "explained", "explanation", "rule_hits").with_columns(
+            score=discounted, reasons=scored["reasons"], probability=scored["probability"]
         )
         return result.select(SCORE_COLUMNS), EngineState(feature_state, suspicious)
 
@@ -156,7 +160,8 @@ class DetectionEngine:
         return pl.concat(parts) if parts else self.score(ordered, keep_state=False)[0]
 
     def score_features(self, features: pl.DataFrame) -> pl.DataFrame:
-        """``score`` (raw, 0..100) and ``reasons`` of every row of a feature frame.
+        """``score`` (raw, 0..100), ``reasons`` and the ranker's ``probability`` (null
+        without a ranker) of every row of a feature frame.
 
         Rule hits raise the score as ``100 - (100 - s) * exp(-weight / 100)`` (a high
         rule, weight 50, closes 39% of the distance to 100) and name themselves first;
@@ -167,11 +172,13 @@ class DetectionEngine:
         evidence = self.scorer_.score_matrix(matrix)
         rule_weight = features["rule_weight"].to_numpy()
         raw = 100.0 - (100.0 - evidence) * np.exp(-rule_weight / 100.0)
+        probability = pl.repeat(None, len(raw), dtype=pl.Float64, eager=True)
         if self.ranker_ is not None:
             # With verdicts, the ranker's probability of misuse sets the order and the
             # unsupervised score breaks its ties and keeps the reasons.
-            probability = self.ranker_.decision_function(features)
-            raw = 0.8 * 100.0 * probability + 0.2 * raw
+            p = self.ranker_.decision_function(features)
+            raw = 0.8 * 100.0 * p + 0.2 * raw
+            probability = pl.Series(p, dtype=pl.Float64)
         score = np.clip(raw, 0.0, 100.0)
         # Below QUIET_SCORE nothing is worth a privacy officer's reading: no reasons, so
         # the explained ones read "explained: ..." and nothing more. Most accesses are
@@ -181,7 +188,7 @@ class DetectionEngine:
         if len(loud):
             keys = self.scorer_.reason_keys(matrix[loud])
             reasons = reasons.scatter(loud, self._reasons(features[loud], keys))
-        return pl.DataFrame({"score": score, "reasons": reasons})
+        return pl.DataFrame({"score": score, "reasons": reasons, "probability": probability})
 
     def _reasons(self, features: pl.DataFrame, keys: np.ndarray) -> pl.Series:
         """Rule phrases first, then the evidence's that no matched rule already covers.

@@ -21,7 +21,7 @@ import orjson
 
 from custodes.core.cases import Case, Severity
 from custodes.core.ports import AccountControl
-from custodes.respond.plan import PlannedAction
+from custodes.respond.plan import ACCOUNT_ACTIONS, PlannedAction
 
 SIGNATURE_HEADER = "X-Custodes-Signature"
 TIMESTAMP_HEADER = "X-Custodes-Timestamp"
@@ -263,14 +263,6 @@ class AccountAction:
 #: The account actions that can be undone, and what undoing them says.
 _UNDO = {"lock_account": "account unlocked", "require_step_up": "step-up demand withdrawn"}
 
-#: Every account action, in the order a playbook usually lists them.
-ACCOUNT_ACTIONS = (
-    "lock_account",
-    "revoke_sessions",
-    "revoke_tokens",
-    "require_step_up",
-    "require_mfa_reenrolment",
-)
 
 
 @dataclass

@@ -11,6 +11,16 @@ from typing import Any
 from custodes.core.cases import Case
 from custodes.respond.playbooks import Playbook
 
+#: Every account action, in the order a playbook usually lists them. A patient case
+#: (one record, many users) has no one account to act on, so it plans none of them.
+ACCOUNT_ACTIONS = (
+    "lock_account",
+    "revoke_sessions",
+    "revoke_tokens",
+    "require_step_up",
+    "require_mfa_reenrolment",
+)
+
 
 @dataclass(frozen=True)
 class PlannedAction:
@@ -55,6 +65,8 @@ def plan_response(case: Case, playbooks: Sequence[Playbook]) -> ResponsePlan:
             continue
         for spec in book.actions:
             if spec.type in seen:  # the first playbook that asks for an action decides it
+                continue
+            if spec.type in ACCOUNT_ACTIONS and case.subject != "user":
                 continue
             seen.add(spec.type)
             digest = hashlib.blake2b(

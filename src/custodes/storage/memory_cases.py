@@ -39,12 +39,39 @@ class MemoryCaseStore:
     def alerts_of_cases(self, case_ids: Sequence[str]) -> list[Alert]:
         wanted = set(case_ids)
         return sorted(
-            (a for a in self._alerts.values() if a.case_id in wanted),
+            (
+                a
+                for a in self._alerts.values()
+                if a.case_id in wanted or a.patient_case_id in wanted
+            ),
+            key=lambda a: (a.time, a.alert_id),
+        )
+
+    def alerts_near(
+        self,
+        since: datetime,
+        *,
+        user_ids: Sequence[str] = (),
+        patient_ids: Sequence[str] = (),
+    ) -> list[Alert]:
+        users, patients = set(user_ids), set(patient_ids)
+        return sorted(
+            (
+                a
+                for a in self._alerts.values()
+                if a.time >= since
+                and a.suppressed_by is None
+                and (a.user_id in users or a.patient_id in patients)
+            ),
             key=lambda a: (a.time, a.alert_id),
         )
 
     def save_cases(
-        self, cases: Sequence[Case], assignment: Mapping[str, str], at: datetime
+        self,
+        cases: Sequence[Case],
+        assignment: Mapping[str, str],
+        at: datetime,
+        patient_assignment: Mapping[str, str] | None = None,
     ) -> None:
         with self._lock:
             for case in cases:
@@ -64,6 +91,18 @@ class MemoryCaseStore:
             for alert_id, case_id in assignment.items():
                 if alert_id in self._alerts:
                     self._alerts[alert_id] = replace(self._alerts[alert_id], case_id=case_id)
+            for alert_id, case_id in (patient_assignment or {}).items():
+                if alert_id in self._alerts:
+                    self._alerts[alert_id] = replace(
+                        self._alerts[alert_id], patient_case_id=case_id
+                    )
+
+    def drop_cases(self, case_ids: Sequence[str]) -> None:
+        with self._lock:
+            for case_id in case_ids:
+                known = self._cases.get(case_id)
+                if known is not None and known.status is not CaseStatus.CLOSED:
+                    del self._cases[case_id]
 
     def case(self, case_id: str) -> Case | None:
         return self._cases.get(case_id)
@@ -101,7 +140,8 @@ class MemoryCaseStore:
             )
             self._cases[case_id] = case
             alert_status = AlertStatus(status.value)
-            for alert_id in case.alert_ids:
+            # An alert's status follows its own user's case, not a patient case.
+            for alert_id in case.alert_ids if case.subject == "user" else ():
                 if alert_id in self._alerts:
                     self._alerts[alert_id] = replace(self._alerts[alert_id], status=alert_status)
             return case

@@ -227,6 +227,12 @@ alerts = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("case_id", sa.String(260), index=True),
     sa.Column("suppressed_by", sa.String(40)),
+    # The Sigma rules the event matched, the ranker's probability of misuse, and the
+    # patient case ("one record, many users") the alert belongs to beside its user's.
+    sa.Column("rules", sa.JSON),
+    sa.Column("probability", sa.Float),
+    sa.Column("patient_case_id", sa.String(260), index=True),
+    sa.Index("ix_alerts_patient_id_time", "patient_id", "time"),
 )
 
 cases = sa.Table(
@@ -250,6 +256,11 @@ cases = sa.Table(
     sa.Column("closed_by", sa.String(64)),
     sa.Column("closed_at", sa.DateTime(timezone=True)),
     sa.Column("opened_at", sa.DateTime(timezone=True)),
+    # "user" (user_id is the subject) or "patient" (patient_id is; user_id is empty).
+    sa.Column("subject", sa.String(20), nullable=False, server_default="user"),
+    sa.Column("patient_id", sa.String(200)),
+    sa.Column("user_count", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("probability", sa.Float),
 )
 
 suppressions = sa.Table(

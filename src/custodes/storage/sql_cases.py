@@ -54,6 +54,9 @@ def _alert(row) -> Alert:
         status=AlertStatus(row.status),
         case_id=row.case_id,
         suppressed_by=row.suppressed_by,
+        rules=tuple(row.rules or ()),
+        probability=row.probability,
+        patient_case_id=row.patient_case_id,
     )
 
 
@@ -77,6 +80,10 @@ def _case(row) -> Case:
         closed_by=row.closed_by,
         closed_at=_utc(row.closed_at),
         opened_at=_utc(row.opened_at),
+        subject=row.subject,
+        patient_id=row.patient_id,
+        user_count=row.user_count,
+        probability=row.probability,
     )
 
 
@@ -127,6 +134,9 @@ class SqlCaseStore:
                             "status": a.status.value,
                             "case_id": a.case_id,
                             "suppressed_by": a.suppressed_by,
+                            "rules": list(a.rules),
+                            "probability": a.probability,
+                            "patient_case_id": a.patient_case_id,
                         }
                         for a in fresh.values()
                     ],
@@ -134,19 +144,48 @@ class SqlCaseStore:
         return len(fresh)
 
     def alerts_of_cases(self, case_ids: Sequence[str]) -> list[Alert]:
-        found: list[Alert] = []
+        found: dict[str, Alert] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(case_ids):
-                rows = conn.execute(sa.select(alerts).where(alerts.c.case_id.in_(chunk)))
-                found.extend(_alert(r) for r in rows)
-        return sorted(found, key=lambda a: (a.time, a.alert_id))
+                for column in (alerts.c.case_id, alerts.c.patient_case_id):
+                    rows = conn.execute(sa.select(alerts).where(column.in_(chunk)))
+                    found.update((r.alert_id, _alert(r)) for r in rows)
+        return sorted(found.values(), key=lambda a: (a.time, a.alert_id))
 
-    def save_cases(self, new: Sequence[Case], assignment: Mapping[str, str], at: datetime) -> None:
+    def alerts_near(
+        self,
+        since: datetime,
+        *,
+        user_ids: Sequence[str] = (),
+        patient_ids: Sequence[str] = (),
+    ) -> list[Alert]:
+        found: dict[str, Alert] = {}
+        with self.engine.connect() as conn:
+            for column, values in ((alerts.c.user_id, user_ids), (alerts.c.patient_id, patient_ids)):
+                for chunk in _chunks(values):
+                    rows = conn.execute(
+                        sa.select(alerts).where(
+                            column.in_(chunk),
+                            alerts.c.time >= since,
+                            alerts.c.suppressed_by.is_(None),
+                        )
+                    )
+                    found.update((r.alert_id, _alert(r)) for r in rows)
+        return sorted(found.values(), key=lambda a: (a.time, a.alert_id))
+
+    def save_cases(
+        self,
+        new: Sequence[Case],
+        assignment: Mapping[str, str],
+        at: datetime,
+        patient_assignment: Mapping[str, str] | None = None,
+    ) -> None:
         with self.engine.begin() as conn:
             existing: set[str] = set()
             for chunk in _chunks([c.case_id for c in new]):
                 rows = conn.execute(sa.select(cases.c.case_id).where(cases.c.case_id.in_(chunk)))
                 existing.update(r.case_id for r in rows)
+            inserts, updates = [], []
             for case in new:
                 values = {
                     "kind": case.kind,
@@ -160,25 +199,50 @@ class SqlCaseStore:
                     "tactics": list(case.tactics),
                     "story": list(case.story),
                     "prior_offences": case.prior_offences,
+                    "subject": case.subject,
+                    "patient_id": case.patient_id,
+                    "user_count": case.user_count,
+                    "probability": case.probability,
                 }
                 if case.case_id in existing:
-                    conn.execute(
-                        cases.update().where(cases.c.case_id == case.case_id).values(**values)
-                    )
+                    updates.append({"key": case.case_id, **values})
                 else:
-                    conn.execute(
-                        cases.insert().values(
-                            case_id=case.case_id, status=case.status.value, opened_at=at, **values
+                    inserts.append(
+                        {"case_id": case.case_id, "status": case.status.value, "opened_at": at,
+                         **values}
+                    )  # fmt: skip
+            if inserts:
+                conn.execute(cases.insert(), inserts)
+            if updates:
+                conn.execute(
+                    cases.update()
+                    .where(cases.c.case_id == sa.bindparam("key"))
+                    .values({name: sa.bindparam(name) for name in updates[0] if name != "key"}),
+                    updates,
+                )
+            for column, links in (
+                (alerts.c.case_id, assignment),
+                (alerts.c.patient_case_id, patient_assignment or {}),
+            ):
+                by_case: dict[str, list[str]] = {}
+                for alert_id, case_id in links.items():
+                    by_case.setdefault(case_id, []).append(alert_id)
+                for case_id, alert_ids in by_case.items():
+                    for chunk in _chunks(alert_ids):
+                        conn.execute(
+                            alerts.update()
+                            .where(alerts.c.alert_id.in_(chunk))
+                            .values({column.name: case_id})
                         )
+
+    def drop_cases(self, case_ids: Sequence[str]) -> None:
+        with self.engine.begin() as conn:
+            for chunk in _chunks(case_ids):
+                conn.execute(
+                    cases.delete().where(
+                        cases.c.case_id.in_(chunk), cases.c.status != CaseStatus.CLOSED.value
                     )
-            by_case: dict[str, list[str]] = {}
-            for alert_id, case_id in assignment.items():
-                by_case.setdefault(case_id, []).append(alert_id)
-            for case_id, alert_ids in by_case.items():
-                for chunk in _chunks(alert_ids):
-                    conn.execute(
-                        alerts.update().where(alerts.c.alert_id.in_(chunk)).values(case_id=case_id)
-                    )
+                )
 
     def case(self, case_id: str) -> Case | None:
         with self.engine.connect() as conn:

@@ -23,6 +23,8 @@ def alert(
     score: float = 70.0,
     reasons: str = "no treatment relationship",
     department: str | None = "cardiology",
+    rules: tuple[str, ...] = (),
+    probability: float | None = None,
 ) -> tuple:
     return (
         alert_id_of(source, event_id),
@@ -35,6 +37,8 @@ def alert(
         score,
         reasons,
         department,
+        list(rules),
+        probability,
     )
 
 

@@ -145,7 +145,8 @@ def test_the_budget_never_lets_quiet_scores_alert() -> None:
 def test_alerts_from_scores_join_the_events() -> None:
     scores = pl.DataFrame(
         {"event_id": ["e1", "e2", "e3"], "score": [90.0, 10.0, 70.0],
-         "reasons": ["a", "", "b"]}
+         "reasons": ["a", "", "b"], "rule_hits": [["family_snooping"], [], []],
+         "probability": [0.9, 0.1, None]}
     )
     events = pl.DataFrame(
         {"event_id": ["e1", "e2", "e3"], "time": [T0] * 3, "user_id": ["u1", "u2", "u3"],
@@ -155,6 +156,8 @@ def test_alerts_from_scores_join_the_events() -> None:
     alerts = alerts_from_scores(scores, events, 60, departments=departments)
     assert alerts.sort("event_id")["event_id"].to_list() == ["e1", "e3"]
     assert alerts.sort("event_id")["department"].to_list() == ["icu", None]
+    assert alerts.sort("event_id")["rules"].to_list() == [["family_snooping"], []]
+    assert alerts.sort("event_id")["probability"].to_list() == [0.9, None]
     assert deduplicate(pl.concat([alerts, alerts])).height == 2
     assert deduplicate(alerts, [alerts["alert_id"][0]]).height == 1
 
@@ -163,7 +166,7 @@ def test_the_queue_can_put_the_least_sure_cases_first(store) -> None:
     book = CaseBook(store, FixedClock(T0 + timedelta(hours=1)))
     scores = {"sure": 97.0, "coin": 52.0, "doubt": 70.0, "low": 35.0}
     book.record(frame([
-        alert(f"e-{user}", minute, user=user, score=score)
+        alert(f"e-{user}", minute, user=user, patient=f"p-{user}", score=score)
         for minute, (user, score) in enumerate(scores.items())
     ]))
     by_severity = book.queue()
@@ -175,3 +178,79 @@ def test_the_queue_can_put_the_least_sure_cases_first(store) -> None:
     assert CaseBook.describe(least_sure[0])["uncertainty"] == 0.96
     with pytest.raises(CustodesError, match="order must be one of severity, uncertain"):
         book.queue(order="random")
+
+
+def check_cases_grow_across_batches(store, clock: FixedClock) -> None:
+    """Sessions, merges and patient cases built a batch at a time; shared with PostgreSQL."""
+    book = CaseBook(store, clock)
+    # 10:50, then 11:20 in a later batch: one case across the clock hour, same id.
+    first = book.record(frame([alert("g1", 50, user="g", patient="gp1")]))
+    later = book.record(frame([alert("g2", 80, user="g", patient="gp2")]))
+    assert first.case_ids == later.case_ids and later.new_cases == 0
+    (case,) = [c for c in book.queue() if c.user_id == "g"]
+    assert case.alert_count == 2
+
+    # Two cases two hours apart, then a late alert between them: merged into the older.
+    book.record(frame([alert("m1", 0, user="m", patient="mp1")]))
+    book.record(frame([alert("m2", 100, user="m", patient="mp2")]))
+    assert len([c for c in book.queue() if c.user_id == "m"]) == 2
+    bridged = book.record(frame([alert("m3", 50, user="m", patient="mp3")]))
+    (merged,) = [c for c in book.queue() if c.user_id == "m"]
+    assert merged.alert_count == 3 and bridged.case_ids == (merged.case_id,)
+    assert merged.first_time == T0
+
+    # Three users on one record in three batches, the first user's case already closed:
+    # the patient case holds all three, and the closed case keeps its alert.
+    book.record(frame([alert("v1", 0, user="va", patient="vip")]))
+    (closed,) = [c for c in book.queue() if c.user_id == "va"]
+    book.close(closed.case_id, Verdict.FALSE_POSITIVE, "officer")
+    book.record(frame([alert("v2", 120, user="vb", patient="vip")]))
+    assert not [c for c in book.queue() if c.subject == "patient"]
+    third = book.record(frame([alert("v3", 300, user="vc", patient="vip")]))
+    (patient_case,) = [c for c in book.queue() if c.subject == "patient"]
+    assert patient_case.kind == "record_viewed_by_many" and patient_case.user_count == 3
+    assert patient_case.case_id in third.case_ids
+    _, its_alerts = book.show(patient_case.case_id)
+    assert sorted(a.user_id for a in its_alerts) == ["va", "vb", "vc"]
+    assert {a.case_id for a in its_alerts if a.user_id == "va"} == {closed.case_id}
+    # A fourth user joins the open patient case, not a new one.
+    book.record(frame([alert("v4", 320, user="vd", patient="vip")]))
+    (grown,) = [c for c in book.queue() if c.subject == "patient"]
+    assert grown.case_id == patient_case.case_id and grown.user_count == 4
+    # Closing the patient case leaves the users' own cases and their labels alone.
+    book.close(grown.case_id, Verdict.CONFIRMED_MISUSE, "officer")
+    assert any(c.user_id == "vb" for c in book.queue())
+    labels = book.verdict_labels()
+    assert labels.filter(pl.col("event_id") == "v1")["label"].to_list() == [0]
+    assert labels.filter(pl.col("event_id") == "v2").is_empty()
+
+
+def test_cases_grow_across_batches(store, clock) -> None:
+    check_cases_grow_across_batches(store, clock)
+
+
+def test_rule_suppressions_read_the_rules_an_alert_carries(clock) -> None:
+    book = CaseBook(MemoryCaseStore(), clock)
+    book.suppress(SuppressionScope.RULE, "same_surname", "a family ward", "officer",
+                  timedelta(days=1))
+    alerts = frame([
+        alert("e1", 0, rules=("same_surname", "after_hours")),
+        alert("e2", 1, patient="p2", rules=("after_hours",)),
+        alert("e3", 2, patient="p3"),
+    ])
+    report = book.record(alerts)
+    assert (report.suppressed, report.new_alerts) == (1, 2)
+
+
+def test_the_least_sure_order_reads_the_ranker_probability(store) -> None:
+    book = CaseBook(store, FixedClock(T0 + timedelta(hours=1)))
+    # Scores all high; the ranker is sure of "sure" and torn on "torn".
+    book.record(frame([
+        alert("e-sure", 0, user="sure", patient="ps", score=96, probability=0.99),
+        alert("e-torn", 1, user="torn", patient="pt", score=95, probability=0.52),
+        alert("e-none", 2, user="none", patient="pn", score=52),
+    ]))
+    least_sure = book.queue(order="uncertain")
+    assert [c.user_id for c in least_sure] == ["torn", "none", "sure"]
+    assert [c.uncertainty for c in least_sure] == [0.96, 0.96, 0.02]
+    assert CaseBook.describe(least_sure[0])["probability"] == 0.52

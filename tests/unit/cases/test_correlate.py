@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import polars as pl
 import pytest
 from tests.unit.cases.alerts_table import alert, compromised_credentials, frame
 
@@ -54,13 +55,115 @@ def test_correlation_rules(name: str, rows: list, kind: str, severity: Severity)
     assert result.assignment.height == len(rows)
 
 
-def test_alerts_group_by_user_and_window() -> None:
+def test_alerts_group_by_user_and_the_gap_between_them() -> None:
     rows = [*_reads(2, user="u1"), *_reads(2, user="u2"), *_reads(1, user="u1", start=120)]
     result = correlate(frame(rows), RULES)
     assert sorted((c.user_id, c.alert_count) for c in result.cases) == [
         ("u1", 1), ("u1", 2), ("u2", 2)
     ]
     assert result.assignment["alert_id"].n_unique() == len(rows)
+
+
+def test_a_story_across_the_clock_hour_is_one_case() -> None:
+    # 10:50 to 11:20 (T0 is 10:00): no clock bucket splits it.
+    rows = [alert(f"h{i}", 50 + 10 * i, patient=f"p{i}") for i in range(4)]
+    (case,) = correlate(frame(rows), RULES).cases
+    assert case.alert_count == 4 and case.kind == "repeated_alerts"
+    assert case.first_time.minute == 50 and case.last_time.hour == 11
+
+
+def test_a_case_grows_while_alerts_keep_within_the_gap() -> None:
+    # Every 50 minutes for four hours: one case, but never three within one hour,
+    # so the event_count rule (3 in 1 h) does not fire: its window slides, it is not
+    # the whole case.
+    rows = [alert(f"g{i}", 50 * i, patient="p1") for i in range(5)]
+    (case,) = correlate(frame(rows), RULES).cases
+    assert case.alert_count == 5 and case.kind == "alert_group"
+    assert "2026-03-02 10:00 to 13:20" in case.story[0]
+
+
+def test_a_chain_counts_from_its_latest_sign_in() -> None:
+    # A sign-in at 10:00, reads every 40 minutes, another sign-in at 12:10 and an
+    # export at 12:30: the chain from the second sign-in is within the hour.
+    rows = [alert("s1", 0, patient=None, action="login", source="signin")]
+    rows += [alert(f"r{i}", 40 * (i + 1), patient=f"p{i}") for i in range(3)]
+    rows += [
+        alert("s2", 130, patient=None, action="login", source="signin"),
+        alert("r9", 135, patient="p9"),
+        alert("x", 150, action="export", score=92),
+    ]
+    (case,) = correlate(frame(rows), RULES).cases
+    assert case.kind == "compromised_credentials_chain"
+
+
+def test_an_ordered_chain_slower_than_its_timespan_does_not_fire() -> None:
+    rows = [
+        alert("s1", 0, patient=None, action="login", source="signin"),
+        *[alert(f"r{i}", 30 * (i + 1), patient=f"p{i}") for i in range(3)],
+        alert("x", 100, action="export", score=70),
+    ]
+    (case,) = correlate(frame(rows), RULES).cases
+    assert case.kind == "repeated_alerts"  # sign-in to export took 100 minutes
+
+
+def test_many_users_on_one_record_make_a_patient_case() -> None:
+    rows = [alert(f"v{i}", 60 * i, user=f"u{i}", patient="vip") for i in range(4)]
+    rows.append(alert("other", 5, user="u9", patient="p2"))
+    result = correlate(frame(rows), RULES)
+    patient_cases = [c for c in result.cases if c.subject == "patient"]
+    (case,) = patient_cases
+    assert case.kind == "record_viewed_by_many" and case.patient_id == "vip"
+    assert (case.user_count, case.alert_count, case.user_id) == (4, 4, "")
+    assert case.case_id.startswith("p-") and case.tactics == ("TA0009 Collection",)
+    assert "4 alert(s) on patient vip by 4 user(s)" in case.story[0]
+    # Each alert keeps its user's case too.
+    assert sum(c.subject == "user" for c in result.cases) == 5
+    assert sorted(result.patient_assignment["alert_id"]) == sorted(case.alert_ids)
+
+
+def test_two_users_on_one_record_are_no_patient_case() -> None:
+    rows = [alert(f"v{i}", i, user=f"u{i}", patient="vip") for i in range(2)]
+    assert all(c.subject == "user" for c in correlate(frame(rows), RULES).cases)
+
+
+def test_users_on_one_record_days_apart_are_no_patient_case() -> None:
+    rows = [alert(f"v{i}", 1440 * 2 * i, user=f"u{i}", patient="vip") for i in range(3)]
+    assert all(c.subject == "user" for c in correlate(frame(rows), RULES).cases)
+
+
+def test_a_case_keeps_the_id_of_the_stored_case_it_grew_from() -> None:
+    stored = frame([alert("a", 0)]).with_columns(case_id=pl.lit("c-kept-u1"))
+    newcomer = frame([alert("late", 30)])
+    (case,) = correlate(pl.concat([stored, newcomer], how="diagonal"), RULES).cases
+    assert case.case_id == "c-kept-u1" and case.alert_count == 2
+    (alone,) = correlate(newcomer, RULES).cases
+    assert alone.case_id != "c-kept-u1"
+
+
+def test_a_newcomer_that_bridges_two_cases_merges_them_into_the_older() -> None:
+    rows = pl.concat([
+        frame([alert("a", 0)]).with_columns(case_id=pl.lit("c-old")),
+        frame([alert("b", 100)]).with_columns(case_id=pl.lit("c-young")),
+        frame([alert("c", 50)]).with_columns(case_id=pl.lit(None, pl.String)),
+    ])
+    result = correlate(rows, RULES)
+    (case,) = result.cases
+    assert case.case_id == "c-old" and case.alert_count == 3
+    assert result.merged == {"c-young": "c-old"}
+
+
+def test_the_case_table_and_the_case_records_agree() -> None:
+    result = correlate(compromised_credentials(), RULES)
+    (row,) = result.table.iter_rows(named=True)
+    (case,) = result.cases
+    assert row["case_id"] == case.case_id and row["story"] == list(case.story)
+    assert row["severity"] == case.severity.value and row["alert_ids"] == list(case.alert_ids)
+
+
+def test_the_ranker_probability_of_a_case_is_its_highest() -> None:
+    rows = [alert("a", 0, probability=0.2), alert("b", 1, patient="p2", probability=0.7)]
+    (case,) = correlate(frame(rows), RULES).cases
+    assert case.probability == 0.7
 
 
 def test_the_chain_tells_the_whole_story_with_its_tactics() -> None:
@@ -118,8 +221,8 @@ def test_no_alerts_no_cases() -> None:
         ("name: a\ncorrelation: {type: value_count, timespan: 1h}", "needs a field"),
         ("name: a\ncorrelation: {type: temporal, rules: [export], timespan: 1h}", "two or more"),
         ("name: a\ncorrelation: {type: event_count, timespan: soon}", "not like 30s"),
-        ("name: a\ncorrelation: {type: event_count, timespan: 1h, group-by: [patient_id]}",
-         "only group-by user_id"),
+        ("name: a\ncorrelation: {type: event_count, timespan: 1h, group-by: [department]}",
+         "group-by must be"),
         ("title: no name", "malformed"),
     ],
 )

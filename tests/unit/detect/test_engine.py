@@ -62,6 +62,20 @@ def test_a_snooped_relative_is_named_in_the_reasons(scored_hospital):
     assert any(word in best["reasons"] for word in ("relative", "surname", "address"))
 
 
+
+def test_the_rules_each_access_matched_travel_with_its_score(scored_hospital):
+    scores = scored_hospital.scores
+    hits = scores["rule_hits"].explode().drop_nulls()
+    assert not hits.is_empty()
+    rules = scored_hospital.engine.rules
+    assert all(rules[rule_id].id == rule_id for rule_id in hits.unique().to_list())
+    # A rule's hit raises the score: the accesses with one outscore those without.
+    with_hit = scores.filter(pl.col("rule_hits").list.len() > 0)["score"].median()
+    without = scores.filter(pl.col("rule_hits").list.len() == 0)["score"].median()
+    assert with_hit > without
+    assert scores["probability"].is_null().all()  # no ranker without verdicts
+
+
 @pytest.mark.parametrize("chunk", [1, 997, 5_000])
 def test_stream_replays_batch_scores(scored_hospital, chunk):
     events = scored_hospital.events.head(12_000)
@@ -115,6 +129,8 @@ def test_verdicts_train_the_ranker_and_lift_precision(scored_hospital):
         return roc_auc_score(joined["label"], joined["score"])
 
     assert auc(supervised) >= auc(unsupervised) - 0.01
+    probability = supervised.scores["probability"]
+    assert probability.is_not_null().all() and probability.is_between(0, 1).all()
 
 
 def test_fitted_engine_pickles_to_the_same_scores(scored_hospital):

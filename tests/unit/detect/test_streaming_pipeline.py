@@ -9,6 +9,7 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
+from custodes.core.cases import SuppressionScope
 from custodes.core.clock import FixedClock
 from custodes.core.errors import InputFormatError
 from custodes.correlate.alerts import budget_threshold
@@ -171,3 +172,29 @@ def test_a_run_stops_at_its_event_bound_exactly(streamed) -> None:
     totals = asyncio.run(bounded())
     assert (totals.signins, totals.accesses) == (later.height, 120 - later.height)
     assert totals.batches == 2
+
+
+def test_a_rule_suppression_silences_that_rule_in_the_stream(streamed) -> None:
+    *_, signins, cut, attack, stream = streamed
+    later = signins.filter((pl.col("time") >= cut) & (pl.col("time") < cut + timedelta(hours=6)))
+
+    def streamed_alerts(store):
+        pipe, clock = pipeline(streamed, Accounts(), store, MemoryResponseRuns())
+        asyncio.run(_stream(pipe, clock, attack, stream, later, batch=1_000_000))
+        cases = CaseBook(store, clock).queue(include_closed=True, limit=1000)
+        return clock, store.alerts_of_cases([c.case_id for c in cases])
+
+    _, plain = streamed_alerts(MemoryCaseStore())
+    ruled = pl.Series([rule for a in plain for rule in a.rules], dtype=pl.String)
+    assert not ruled.is_empty(), "the streamed day matches some Sigma rule"
+    rule = ruled.value_counts(sort=True)[ruled.name][0]
+    store = MemoryCaseStore()
+    book = CaseBook(store, FixedClock(cut))
+    book.suppress(SuppressionScope.RULE, rule, "reviewed: a known workflow", "officer",
+                  timedelta(days=7))
+    _, kept = streamed_alerts(store)
+    assert kept and not any(rule in a.rules for a in kept)
+    # Kept with the suppression's id (known, so never alerted again), in no case.
+    silenced = [a.alert_id for a in plain if rule in a.rules]
+    assert store.known_alert_ids(silenced) == set(silenced)
+    assert not set(silenced) & {a.alert_id for a in kept}

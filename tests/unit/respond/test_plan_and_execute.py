@@ -329,3 +329,17 @@ def test_a_step_up_demand_is_undone_after_a_day(runs) -> None:
     clock.advance(hours=25)
     (undone,) = run.undo_due(lambda _: high)
     assert undone.action == "require_step_up" and accounts.step_up == set()
+
+
+@pytest.mark.parametrize("severity", [Severity.HIGH, Severity.CRITICAL])
+def test_a_patient_case_is_never_answered_on_an_account(severity) -> None:
+    patient_case = Case(
+        "p-1-vip", "record_viewed_by_many", "", severity, 88.0, T, T, ("a1", "a2", "a3"), 1,
+        subject="patient", patient_id="vip", user_count=3,
+    )
+    steps = plan_response(patient_case, load_playbooks()).steps
+    assert {s.type for s in steps} == {"webhook", "ticket", "syslog"}
+    assert not {s.type for s in steps} & set(ACCOUNT_ACTIONS)
+    # The same kind of case about one user is answered on the account.
+    user_case = Case("c-1", "record_viewed_by_many", "alice", severity, 88.0, T, T, ("a1",), 1)
+    assert "require_step_up" in {s.type for s in plan_response(user_case, load_playbooks()).steps}

@@ -21,8 +21,10 @@ that arrive with the ``case_id`` of a stored case lend it to the case they join.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -161,8 +163,8 @@ def cases_of(table: pl.DataFrame) -> tuple[Case, ...]:
         pl.col("tactics").list.join(STORY_SEPARATOR),
         pl.col("first_time").dt.epoch("us"),
         pl.col("last_time").dt.epoch("us"),
-    )
-    columns = {name: flat[name].to_list() for name in CASE_COLUMNS}
+    )  # fmt: skip
+    columns = [flat[name].to_list() for name in CASE_COLUMNS]
     severities = {s.value: s for s in Severity}
     tactics_of: dict[str, tuple[str, ...]] = {}
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
@@ -170,29 +172,44 @@ def cases_of(table: pl.DataFrame) -> tuple[Case, ...]:
     def split(text: str) -> tuple[str, ...]:
         return tuple(text.split(STORY_SEPARATOR)) if text else ()
 
-    return tuple(
-        Case(
-            case_id=case_id,
-            kind=kind,
-            subject=subject,
-            user_id=user,
-            patient_id=patient,
-            severity=severities[severity],
-            score=score,
-            probability=probability,
-            first_time=epoch + timedelta(microseconds=first),
-            last_time=epoch + timedelta(microseconds=last),
-            alert_ids=split(alert_ids),
-            patient_count=patients,
-            user_count=users,
-            tactics=tactics_of.setdefault(tactics, split(tactics)),
-            story=split(story),
-            prior_offences=offences,
+    with _collector_paused():
+        return tuple(
+            Case(
+                case_id=case_id,
+                kind=kind,
+                subject=subject,
+                user_id=user,
+                patient_id=patient,
+                severity=severities[severity],
+                score=score,
+                probability=probability,
+                first_time=epoch + timedelta(microseconds=first),
+                last_time=epoch + timedelta(microseconds=last),
+                alert_ids=split(alert_ids),
+                patient_count=patients,
+                user_count=users,
+                tactics=tactics_of.setdefault(tactics, split(tactics)),
+                story=split(story),
+                prior_offences=offences,
+            )
+            for (case_id, kind, subject, user, patient, severity, score, probability, first,
+                 last, alert_ids, patients, users, tactics, story, offences)
+            in zip(*columns, strict=True)
         )
-        for (case_id, kind, subject, user, patient, severity, score, probability, first, last,
-             alert_ids, patients, users, tactics, story, offences)
-        in zip(*(columns[name] for name in CASE_COLUMNS), strict=True)
-    )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hundreds of thousands of new records hold no reference cycles, yet the cyclic
+    garbage collector would walk them again at every generation threshold they cross
+    (about a third of the time of building them); it resumes as it was."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def correlate(

@@ -97,3 +97,18 @@ ROLE_POLICIES: dict[Role, RolePolicy] = {
         review_always=True,
     ),
 }  # fmt: skip
+
+
+#: Who may work the case queue (alerts, cases, verdicts, suppressions, playbooks,
+#: approvals): the privacy office and administrators. A case names users and patients
+#: and its actions lock accounts, so no other role sees it.
+CASE_ROLES = frozenset({Role.PRIVACY_OFFICER, Role.ADMINISTRATOR})
+
+
+def may_work_cases(role: Role) -> bool:
+    """Whether ``role`` may read and act on the case queue.
+
+    >>> may_work_cases(Role.PRIVACY_OFFICER), may_work_cases(Role.CLINICIAN)
+    (True, False)
+    """
+    return role in CASE_ROLES

@@ -1,7 +1,7 @@
 """Alerts, cases, verdicts, suppressions, playbooks and approvals over HTTP.
 
-Authorised by role: privacy officers and administrators may read and act; every other
-role gets 403. The table is a stopgap until the access-policy module decides.
+Authorised by role through the access policy (``access.roles.may_work_cases``):
+privacy officers and administrators may read and act; every other role gets 403.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from custodes.access.roles import may_work_cases
 from custodes.api.deps import Caller, CallerDep
 from custodes.bootstrap import Custodes
-from custodes.core.accounts import Role
 from custodes.core.cases import SuppressionScope, Verdict
 from custodes.core.errors import CustodesError
 from custodes.correlate.service import CaseBook, CaseNotFoundError
 from custodes.respond.playbooks import load_playbooks
-
-#: Who may work the case queue.
-CASE_ROLES = frozenset({Role.PRIVACY_OFFICER, Role.ADMINISTRATOR})
 
 
 class ForbiddenError(CustodesError):
@@ -29,7 +26,7 @@ class ForbiddenError(CustodesError):
 
 
 def get_officer(caller: CallerDep) -> Caller:
-    if caller.user.role not in CASE_ROLES:
+    if not may_work_cases(caller.user.role):
         raise ForbiddenError("only privacy officers and administrators may work cases")
     return caller
 

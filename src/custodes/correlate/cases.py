@@ -58,11 +58,16 @@ ALERT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 #: The columns of ``Correlation.table``: one row per case, the fields of ``Case``.
-CASE_COLUMNS = (
-    "case_id", "kind", "subject", "user_id", "patient_id", "severity", "score",
-    "probability", "first_time", "last_time", "alert_ids", "patient_count", "user_count",
-    "tactics", "story", "prior_offences",
-)  # fmt: skip
+CASE_SCHEMA: dict[str, pl.DataType] = {
+    "case_id": pl.String(), "kind": pl.String(), "subject": pl.String(),
+    "user_id": pl.String(), "patient_id": pl.String(), "severity": pl.String(),
+    "score": pl.Float64(), "probability": pl.Float64(),
+    "first_time": pl.Datetime("us", "UTC"), "last_time": pl.Datetime("us", "UTC"),
+    "alert_ids": pl.List(pl.String()), "patient_count": pl.Int64(), "user_count": pl.Int64(),
+    "tactics": pl.List(pl.String()), "story": pl.List(pl.String()),
+    "prior_offences": pl.Int64(),
+}  # fmt: skip
+CASE_COLUMNS = tuple(CASE_SCHEMA)
 
 #: Between the lines of a story while it is built (no line holds it).
 STORY_SEPARATOR = "\x1f"
@@ -141,9 +146,7 @@ class Correlation:
 
     table: pl.DataFrame
     assignment: pl.DataFrame  # alert_id, case_id
-    patient_assignment: pl.DataFrame = field(
-        default_factory=lambda: pl.DataFrame(schema={"alert_id": pl.String, "case_id": pl.String})
-    )
+    patient_assignment: pl.DataFrame = field(default_factory=lambda: _empty_assignment())
     merged: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
@@ -274,7 +277,7 @@ def _empty_assignment() -> pl.DataFrame:
 
 
 def _empty_table() -> pl.DataFrame:
-    return _shape_cases(pl.DataFrame(), "user", [], pl.DataFrame(), frozenset()).clear()
+    return pl.DataFrame(schema=CASE_SCHEMA)
 
 
 def _correlate_subject(
@@ -354,7 +357,7 @@ def _correlate_subject(
             )
             .otherwise(pl.col("case_id"))
         )
-    table = _shape_cases(buckets, subject, rules, offences, closed_case_ids)
+    table = _shape_cases(buckets, subject, rules, offences)
     assignment = buckets.select("alert_id", "case_id").explode("alert_id")
     return table, assignment, merged
 
@@ -448,21 +451,9 @@ def _shape_cases(
     subject: CorrelationSubject,
     rules: Sequence[CorrelationRule],
     offences: pl.DataFrame,
-    closed_case_ids: frozenset[str],
 ) -> pl.DataFrame:
-    """The case table: kind, severity, tactics and the story, all as expressions."""
-    if buckets.is_empty() and not buckets.columns:
-        return pl.DataFrame(
-            schema={
-                "case_id": pl.String, "kind": pl.String, "subject": pl.String,
-                "user_id": pl.String, "patient_id": pl.String, "severity": pl.String,
-                "score": pl.Float64, "probability": pl.Float64,
-                "first_time": pl.Datetime("us", "UTC"), "last_time": pl.Datetime("us", "UTC"),
-                "alert_ids": pl.List(pl.String), "patient_count": pl.Int64,
-                "user_count": pl.Int64, "tactics": pl.List(pl.String),
-                "story": pl.List(pl.String), "prior_offences": pl.Int64,
-            }
-        )  # fmt: skip
+    """The case table (``CASE_SCHEMA``): kind, severity, tactics and the story, all as
+    expressions over the buckets."""
     catalogue = pl.DataFrame(
         {
             "kind": [r.name for r in rules],
@@ -543,7 +534,7 @@ def _shape_cases(
         pl.col("tactics").fill_null(pl.lit([], pl.List(pl.String))),
         story.str.split(STORY_SEPARATOR).alias("story"),
         pl.col("prior_offences").cast(pl.Int64),
-    )
+    ).cast(CASE_SCHEMA)
 
 
 def _last_time_text() -> pl.Expr:

@@ -28,7 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
 
 from custodes.audit import AuditLog
-from custodes.audit.recorders import AuditedResponseRuns, AuditedSignIns
+from custodes.audit.recorders import AuditedCaseStore, AuditedResponseRuns, AuditedSignIns
 from custodes.context import HospitalContext
 from custodes.core.clock import Clock, SystemClock
 from custodes.core.errors import ConfigurationError
@@ -653,8 +653,9 @@ class Custodes:
         return self.responder().undo_due(self.case_book().store.case)
 
     def case_book(self) -> CaseBook:
-        """Alerts, cases and suppressions in the relational store."""
-        return CaseBook(SqlCaseStore(self.ready_engine()), self.clock)
+        """Alerts, cases and suppressions in the relational store; every verdict,
+        acknowledgement and suppression in the audit log too."""
+        return CaseBook(AuditedCaseStore(SqlCaseStore(self.ready_engine()), self.audit_log), self.clock)
 
     def record_alerts(
         self,

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custodes.audit import AuditLog, MemoryAuditStore
-from custodes.audit.recorders import AuditedResponseRuns, AuditedSignIns
+from custodes.audit.recorders import AuditedCaseStore, AuditedResponseRuns, AuditedSignIns
 from custodes.core.clock import FixedClock
 from custodes.core.events import Outcome, SignInEvent, SignInKind
 from custodes.core.responses import ResponseRun, RunStatus
@@ -96,4 +96,35 @@ def test_every_response_run_is_kept_and_audited(status, outcome):
         "attempt": "1",
     }
     assert body["outcome"] == outcome
+    assert log.verify(KEY.public_key()).ok
+
+
+def test_verdicts_and_suppressions_are_audited_without_their_free_text():
+    from datetime import timedelta
+
+    from tests.unit.cases.alerts_table import alert, frame
+
+    from custodes.core.cases import SuppressionScope, Verdict
+    from custodes.correlate.service import CaseBook
+    from custodes.storage.memory_cases import MemoryCaseStore
+
+    store, log = _log()
+    book = CaseBook(AuditedCaseStore(MemoryCaseStore(), log), FixedClock(T0))
+    book.record(frame([alert("e1", 0)]))
+    assert _bodies(store) == []  # recording alerts is the machine's, not a decision
+    (case,) = book.queue()
+    book.acknowledge(case.case_id, "priya")
+    book.close(case.case_id, Verdict.CONFIRMED_MISUSE, "priya", note="mother's chart")
+    made = book.suppress(SuppressionScope.USER, "u7", "covering ward 3", "sam",
+                         timedelta(hours=2))
+    assert book.store.revoke_suppression(made.suppression_id, T0)
+    assert not book.store.revoke_suppression(made.suppression_id, T0)  # once
+    bodies = _bodies(store)
+    assert [b["detail"]["kind"] for b in bodies] == [
+        "case.acknowledged", "case.closed", "suppression.created", "suppression.revoked"
+    ]
+    assert bodies[1]["detail"]["verdict"] == "confirmed_misuse" and bodies[1]["actor"] == "priya"
+    assert bodies[2]["detail"]["scope"] == "user" and bodies[2]["actor"] == "sam"
+    raw = b"".join(row.body for row in store.read())
+    assert b"mother" not in raw and b"covering" not in raw
     assert log.verify(KEY.public_key()).ok

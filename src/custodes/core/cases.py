@@ -99,6 +99,8 @@ class Alert:
     probability: float | None = None
     #: The patient case ("one record, many users") the alert also belongs to, if any.
     patient_case_id: str | None = None
+    #: When Custodes stored the alert (``time`` is when its event happened).
+    recorded_at: datetime | None = None
 
 
 @dataclass(frozen=True)

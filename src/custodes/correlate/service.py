@@ -79,7 +79,7 @@ class RecordReport:
         return {k: v for k, v in self.__dict__.items() if k != "case_ids"}
 
 
-def alerts_to_records(frame: pl.DataFrame) -> list[Alert]:
+def alerts_to_records(frame: pl.DataFrame, recorded_at: datetime | None = None) -> list[Alert]:
     return [
         Alert(
             alert_id=row["alert_id"],
@@ -98,6 +98,7 @@ def alerts_to_records(frame: pl.DataFrame) -> list[Alert]:
             patient_case_id=row.get("patient_case_id"),
             suppressed_by=row.get("suppression_id"),
             status=AlertStatus.CLOSED if row.get("suppression_id") else AlertStatus.NEW,
+            recorded_at=recorded_at,
         )
         for row in frame.iter_rows(named=True)
     ]
@@ -139,7 +140,7 @@ class CaseBook:
         fresh = deduplicate(alerts, self.store.known_alert_ids(alerts["alert_id"].to_list()))
         kept, suppressed = suppress(fresh, self.store.suppressions(), now, rule_hits)
         if not suppressed.is_empty():
-            self.store.add_alerts(alerts_to_records(suppressed))
+            self.store.add_alerts(alerts_to_records(suppressed, now))
         if kept.is_empty():
             return RecordReport(
                 alerts.height, 0, alerts.height - fresh.height, suppressed.height, 0, 0
@@ -153,7 +154,7 @@ class CaseBook:
             closed_case_ids=frozenset(c for c, s in statuses.items() if s is CaseStatus.CLOSED),
             patient_alerts=patient_input,
         )
-        self.store.add_alerts(alerts_to_records(kept))
+        self.store.add_alerts(alerts_to_records(kept, now))
         cases = result.cases
         self.store.save_cases(
             cases,

@@ -232,6 +232,7 @@ alerts = sa.Table(
     sa.Column("rules", sa.JSON),
     sa.Column("probability", sa.Float),
     sa.Column("patient_case_id", sa.String(260), index=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True)),
     sa.Index("ix_alerts_patient_id_time", "patient_id", "time"),
 )
 

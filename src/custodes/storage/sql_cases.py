@@ -57,6 +57,7 @@ def _alert(row) -> Alert:
         rules=tuple(row.rules or ()),
         probability=row.probability,
         patient_case_id=row.patient_case_id,
+        recorded_at=_utc(row.recorded_at),
     )
 
 
@@ -137,6 +138,7 @@ class SqlCaseStore:
                             "rules": list(a.rules),
                             "probability": a.probability,
                             "patient_case_id": a.patient_case_id,
+                            "recorded_at": a.recorded_at,
                         }
                         for a in fresh.values()
                     ],
@@ -365,8 +367,12 @@ class SqlCaseStore:
 
 
 def queue_metrics(engine: Engine) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Counts, and the delays of every case, for the metrics endpoint (seconds).
+    """Counts, and the delays of every alert and case, for the metrics endpoint (seconds).
 
+    ``event_to_alert``: from an alert's event to Custodes storing the alert;
+    ``alert_to_case``: from a case's first alert stored to the case's opening (a case
+    opens later than its first alert when its rule fires only on a later one, such as
+    the third user on one record);
     ``event_to_case``: from the first access of a case to its opening;
     ``case_to_action``: from the opening to the first response step that succeeded;
     ``case_to_closure``: from the opening to the verdict.
@@ -382,6 +388,19 @@ def queue_metrics(engine: Engine) -> tuple[dict[str, float], dict[str, list[floa
             sa.select(cases.c.case_id, cases.c.status, cases.c.first_time, cases.c.opened_at,
                       cases.c.closed_at)
         ).all()
+        alert_times = conn.execute(
+            sa.select(alerts.c.time, alerts.c.recorded_at).where(
+                alerts.c.recorded_at.is_not(None), alerts.c.suppressed_by.is_(None)
+            )
+        ).all()
+        first_alert: dict[str, datetime] = {}
+        for link in (alerts.c.case_id, alerts.c.patient_case_id):
+            for case_id, at in conn.execute(
+                sa.select(link, sa.func.min(alerts.c.recorded_at))
+                .where(link.is_not(None), alerts.c.recorded_at.is_not(None))
+                .group_by(link)
+            ):
+                first_alert[case_id] = _utc(at)
         first_action = dict(
             conn.execute(
                 sa.select(response_runs.c.case_id, sa.func.min(response_runs.c.at))
@@ -398,6 +417,13 @@ def queue_metrics(engine: Engine) -> tuple[dict[str, float], dict[str, list[floa
     for status in CaseStatus:
         counts[f"cases_{status.value}"] = float(sum(r.status == status.value for r in rows))
     delays = {
+        "event_to_alert_seconds": [
+            (_utc(recorded) - _utc(time)).total_seconds() for time, recorded in alert_times
+        ],
+        "alert_to_case_seconds": [
+            max(0.0, (opened[c] - at).total_seconds()) for c, at in first_alert.items()
+            if c in opened
+        ],
         "event_to_case_seconds": [
             (opened[r.case_id] - _utc(r.first_time)).total_seconds() for r in rows
             if r.case_id in opened

@@ -120,6 +120,13 @@ def test_metrics_and_openapi(api) -> None:
     # and no case is closed.
     assert 'custodes_event_to_case_seconds_bucket{le="3600.0"} 2.0' in text
     assert "custodes_event_to_case_seconds_count 2.0" in text
+    # Event to alert: the 14 of the credentials chain were stored 20-60 minutes after
+    # their events; the 10 of u9 happen after the fixture's clock (negative delays, in
+    # the lowest bucket). Each case opened with its first alert.
+    assert "custodes_event_to_alert_seconds_count 24.0" in text
+    assert 'custodes_event_to_alert_seconds_bucket{le="3600.0"} 24.0' in text
+    assert 'custodes_event_to_alert_seconds_bucket{le="900.0"} 10.0' in text
+    assert 'custodes_alert_to_case_seconds_bucket{le="1.0"} 2.0' in text
     assert 'custodes_case_to_action_seconds_bucket{le="+Inf"} 0.0' in text
     assert "custodes_case_to_closure_seconds_count 0.0" in text
     paths = client.get("/openapi.json").json()["paths"]

@@ -20,6 +20,8 @@ _HELP = {
     "alerts": "Alerts stored",
     "accesses": "Access events in the relational store",
     "alerts_per_10000_accesses": "Alert volume per 10,000 accesses",
+    "event_to_alert_seconds": "Seconds from an access or sign-in to its alert being stored",
+    "alert_to_case_seconds": "Seconds from a case's first alert to the opening of the case",
     "event_to_case_seconds": "Seconds from a case's first access to the opening of the case",
     "case_to_action_seconds": "Seconds from a case's opening to its first response",
     "case_to_closure_seconds": "Seconds from a case's opening to its verdict",

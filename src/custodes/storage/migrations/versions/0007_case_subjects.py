@@ -1,5 +1,5 @@
 """case subjects and alert evidence: patient cases beside user cases, the rules an
-alert's event matched, the ranker's probability
+alert's event matched, the ranker's probability, when each alert was stored
 
 Revision ID: 0007
 Revises: 0006
@@ -22,6 +22,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("rules", sa.JSON()))
         batch.add_column(sa.Column("probability", sa.Float()))
         batch.add_column(sa.Column("patient_case_id", sa.String(260)))
+        batch.add_column(sa.Column("recorded_at", sa.DateTime(timezone=True)))
         batch.create_index("ix_alerts_patient_case_id", ["patient_case_id"])
         batch.create_index("ix_alerts_patient_id_time", ["patient_id", "time"])
     with op.batch_alter_table("cases") as batch:
@@ -44,6 +45,7 @@ def downgrade() -> None:
     with op.batch_alter_table("alerts") as batch:
         batch.drop_index("ix_alerts_patient_id_time")
         batch.drop_index("ix_alerts_patient_case_id")
+        batch.drop_column("recorded_at")
         batch.drop_column("patient_case_id")
         batch.drop_column("probability")
         batch.drop_column("rules")

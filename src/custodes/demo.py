@@ -291,11 +291,45 @@ def _case_queue_step(custodes: Custodes, scores, events, context, console: Conso
             highlight=False,
             markup=False,
         )
+    _officer_decides(custodes, cases, console)
     console.print(
         f"   Work them with `custodes --data-dir {custodes.settings.data_dir} cases list`, "
         "`cases show ID`, `cases close ID --verdict confirmed_misuse|false_positive|"
         "justified_access`; verdicts train the ranker on the next `custodes detect`.",
         highlight=False,
+    )
+
+
+def _officer_decides(custodes: Custodes, cases: list, console: Console) -> None:
+    """A privacy officer closes the top case and silences a user for a shift: both
+    decisions land in the hash-chained audit log (without the note's or reason's text)."""
+    from datetime import timedelta
+
+    from custodes.core.cases import SuppressionScope, Verdict
+
+    if not cases:
+        return
+    book = custodes.case_book()
+    top = cases[0]
+    before = custodes.audit_store.count()
+    book.close(
+        top.case_id, Verdict.CONFIRMED_MISUSE, "demo-officer",
+        note="confirmed with the user's manager",
+    )  # fmt: skip
+    covering = next(
+        (c.user_id for c in cases if c.subject == "user" and c.user_id != top.user_id),
+        top.user_id,
+    )
+    made = book.suppress(
+        SuppressionScope.USER, covering, "covering another ward tonight", "demo-officer",
+        timedelta(hours=12),
+    )  # fmt: skip
+    console.print(
+        f"   An officer closes {top.case_id} as confirmed misuse and silences {covering}'s "
+        f"alerts for 12 h ({made.suppression_id}); both decisions are entries "
+        f"{before}-{custodes.audit_store.count() - 1} of the audit log.",
+        highlight=False,
+        markup=False,
     )
 
 

@@ -166,6 +166,9 @@ def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
     assert imported and int(imported[1].replace(",", "")) > 10_000
     assert "reads Encounter/" in vault and "denied: no care relationship with the patient" in vault
     assert "queued for a privacy officer's review" in vault and "a fresh second factor is required" in vault
+    # An officer's verdict and suppression are audited entries too.
+    decided = re.search(r"An officer closes (c-\S+) as confirmed misuse .*? entries (\d+)-(\d+) of", vault)
+    assert decided and int(decided[3]) == int(decided[2]) + 1
     # Every imported record's creation is audited, and the reads, refusals and erasure after them.
     verified = re.search(r"`custodes audit verify`: verifies \(([\d,]+) entries, (\d+) signed checkpoints\)", vault)
     assert verified and int(verified[1].replace(",", "")) > int(imported[1].replace(",", ""))

@@ -284,7 +284,7 @@ def discount_repeats(
     merged = pl.concat(
         [earlier.join(latest.select("user_id", "day"), on=["user_id", "day"], how="anti"), latest]
     )
-    newest = merged["day"].max()
-    if newest is not None:
-        merged = merged.filter(pl.col("day") >= newest - timedelta(days=1))
+    # Forgotten from each user's own latest day, so a user whose events arrive late
+    # keeps their count while others' clocks run ahead.
+    merged = merged.filter(pl.col("day") >= pl.col("day").max().over("user_id") - timedelta(days=1))
     return scores, merged

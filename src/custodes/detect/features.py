@@ -759,10 +759,11 @@ def _next_state(frame: pl.DataFrame, state: FeatureState) -> FeatureState:
         .agg(pl.col("hour_count").sum())
         .filter(pl.col("hour_bucket") == pl.col("hour_bucket").max().over("user_id"))
     )
+    # What is forgotten is measured from each user's own latest access, not from the
+    # newest of anyone's: a user whose events arrive late (a source that lags, a log
+    # shipped hours after the others) must keep today's counts while others run ahead.
     days = pl.concat([state.day_patients, frame.select("user_id", "day", "patient_id")]).unique()
-    latest = days["day"].max()
-    if latest is not None:
-        days = days.filter(pl.col("day") >= latest - timedelta(days=1))
+    days = days.filter(pl.col("day") >= pl.col("day").max().over("user_id") - timedelta(days=1))
     hour_patients = (
         pl.concat([state.hour_patients, frame.select("user_id", "hour_bucket", "patient_id")])
         .unique()
@@ -793,19 +794,19 @@ def _next_state(frame: pl.DataFrame, state: FeatureState) -> FeatureState:
         .group_by("user_id", "session_id")
         .agg(pl.col("session_last").max(), pl.col("session_parallel").any())
     )
-    newest = frame["time"].max()
-    if newest is not None:
-        sessions = sessions.filter(pl.col("session_last") >= newest - SESSION_MEMORY)
+    sessions = sessions.filter(
+        pl.col("session_last") >= pl.col("session_last").max().over("user_id") - SESSION_MEMORY
+    )
     unexplained = pl.concat(
         [
             state.unexplained,
             frame.filter(~pl.col("explained")).select("user_id", "day", "patient_id"),
         ]
     ).unique()
-    if latest is not None:
-        unexplained = unexplained.filter(
-            pl.col("day") > latest - timedelta(days=UNEXPLAINED_WINDOW_DAYS)
-        )
+    unexplained = unexplained.filter(
+        pl.col("day")
+        > pl.col("day").max().over("user_id") - timedelta(days=UNEXPLAINED_WINDOW_DAYS)
+    )
     return FeatureState(
         pairs,
         workstations,

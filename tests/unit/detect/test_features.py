@@ -175,3 +175,21 @@ def test_unknown_user_and_patient_have_no_flags():
     assert row["user_role"] == "unknown"
     flags = ("on_care_team", "same_surname", "vip", "self_access", "user_terminated", "explained")
     assert not any(row[name] for name in flags)
+
+
+def test_a_user_whose_events_arrive_late_keeps_todays_counts():
+    # s1's accesses come in two chunks; between them s3's clock has run days ahead
+    # (another source, or a lagging one). s1's distinct patients of the day still add up.
+    pipeline = FeaturePipeline(CONTEXT).fit(_events([{"user_id": "s1", "patient_id": "p-far"}]))
+    first = _events([{"user_id": "s1", "patient_id": p} for p in ("p-care", "p-dept", "p-soon")])
+    ahead = _events([{"user_id": "s3", "patient_id": "p-care"}]).with_columns(
+        time=pl.col("time") + timedelta(days=5), event_id=pl.lit("ahead")
+    )
+    second = _events([{"user_id": "s1", "patient_id": p} for p in ("p-vip", "p-dead")]).with_columns(
+        time=pl.col("time") + timedelta(minutes=5), event_id=pl.col("event_id") + "-later"
+    )
+    state = FeatureState.empty()
+    for chunk in (first, ahead):
+        _, state = pipeline.transform(chunk, state)
+    late, _ = pipeline.transform(second, state)
+    assert late["user_day_patients"].to_list() == [4, 5]

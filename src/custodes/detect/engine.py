@@ -31,6 +31,10 @@ class RepeatDiscount:
     decay: each earlier suspicious access by the same user that day multiplies the
         score by this...
     min_factor: ...down to this share of the raw score.
+
+    An access whose raw score is above every earlier one of its user that day keeps
+    it: it is not a repeat of what was already queued but a step up (a sweep that
+    keeps growing, an export after it).
     """
 
     floor: float = 60.0
@@ -58,7 +62,14 @@ class EngineState:
     def empty(cls) -> EngineState:
         return cls(
             FeatureState.empty(),
-            pl.DataFrame(schema={"user_id": pl.String, "day": pl.Date, "suspicious": pl.Int64}),
+            pl.DataFrame(
+                schema={
+                    "user_id": pl.String,
+                    "day": pl.Date,
+                    "suspicious": pl.Int64,
+                    "highest": pl.Float64,
+                }
+            ),
         )
 
 
@@ -263,26 +274,41 @@ def discount_repeats(
     """Lower the scores of a user's later suspicious accesses on the same day.
 
     One incident (a bulk export, a browsing spree) must not fill the whole alert
-    budget: the first suspicious accesses keep their score, later ones lose up to a
-    fifth of it, so other incidents reach the queue. Causal, so the stream agrees.
+    budget: the first suspicious accesses keep their score, later ones lose up to
+    ``1 - min_factor`` of it, so other incidents reach the queue. An access scored
+    above all of the user's earlier ones that day is not discounted: were it, a
+    sweep whose score climbs as it grows would be held under the alert threshold
+    from the moment its first accesses crossed the floor. Causal, so the stream
+    agrees with the batch.
     """
+    by_day = ("user_id", "day")
     frame = frame.with_columns(
         day=pl.col("time").dt.date(), high=(pl.col("raw") >= discount.floor).cast(pl.Int64)
-    ).join(earlier, on=["user_id", "day"], how="left", maintain_order="left")
+    ).join(earlier, on=list(by_day), how="left", maintain_order="left")
     frame = frame.with_columns(
         prior=pl.col("suspicious").fill_null(0)
-        + pl.col("high").cum_sum().over("user_id", "day")
-        - pl.col("high")
+        + pl.col("high").cum_sum().over(by_day)
+        - pl.col("high"),
+        prior_highest=pl.max_horizontal(
+            pl.col("highest"), pl.col("raw").cum_max().shift(1).over(by_day)
+        ),
     )
-    factor = pl.max_horizontal(
-        pl.lit(discount.decay) ** pl.col("prior"), pl.lit(discount.min_factor)
+    factor = (
+        pl.when(pl.col("prior_highest").is_null() | (pl.col("raw") > pl.col("prior_highest")))
+        .then(pl.lit(1.0))
+        .otherwise(
+            pl.max_horizontal(
+                pl.lit(discount.decay) ** pl.col("prior"), pl.lit(discount.min_factor)
+            )
+        )
     )
     scores = frame.select((pl.col("raw") * factor).alias("score"))["score"]
-    latest = frame.group_by("user_id", "day").agg(
-        suspicious=pl.col("suspicious").first().fill_null(0) + pl.col("high").sum()
+    latest = frame.group_by(by_day).agg(
+        suspicious=pl.col("suspicious").first().fill_null(0) + pl.col("high").sum(),
+        highest=pl.max_horizontal(pl.col("highest").first(), pl.col("raw").max()),
     )
     merged = pl.concat(
-        [earlier.join(latest.select("user_id", "day"), on=["user_id", "day"], how="anti"), latest]
+        [earlier.join(latest.select(by_day), on=list(by_day), how="anti"), latest]
     )
     # Forgotten from each user's own latest day, so a user whose events arrive late
     # keeps their count while others' clocks run ahead.

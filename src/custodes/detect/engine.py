@@ -31,15 +31,16 @@ class RepeatDiscount:
     decay: each earlier suspicious access by the same user that day multiplies the
         score by this...
     min_factor: ...down to this share of the raw score.
-
-    An access whose raw score is above every earlier one of its user that day keeps
-    it: it is not a repeat of what was already queued but a step up (a sweep that
-    keeps growing, an export after it).
+    step_up: an access whose raw score is at least this much above every earlier one
+        of its user that day keeps it: not a repeat of what was queued but a step up
+        (a sweep that has grown, an export after it). A step, not any new high, so
+        one incident whose score creeps up does not fill the budget either.
     """
 
     floor: float = 60.0
     decay: float = 0.8
     min_factor: float = 0.7
+    step_up: float = 8.0
 
 
 #: Accesses scored at once by ``score_log``: bounds the memory of a long log's features.
@@ -66,6 +67,7 @@ class EngineState:
                 schema={
                     "user_id": pl.String,
                     "day": pl.Date,
+                    "export": pl.Boolean,
                     "suspicious": pl.Int64,
                     "highest": pl.Float64,
                 }
@@ -139,7 +141,7 @@ class DetectionEngine:
         features, feature_state = self.features(events, state, keep_state=keep_state)
         scored = self.score_features(features)
         discounted, suspicious = discount_repeats(
-            features.select("user_id", "time").with_columns(raw=scored["score"]),
+            features.select("user_id", "time", "export").with_columns(raw=scored["score"]),
             state.suspicious_today,
             self.repeat_discount,
         )
@@ -276,12 +278,14 @@ def discount_repeats(
     One incident (a bulk export, a browsing spree) must not fill the whole alert
     budget: the first suspicious accesses keep their score, later ones lose up to
     ``1 - min_factor`` of it, so other incidents reach the queue. An access scored
-    above all of the user's earlier ones that day is not discounted: were it, a
-    sweep whose score climbs as it grows would be held under the alert threshold
-    from the moment its first accesses crossed the floor. Causal, so the stream
-    agrees with the batch.
+    ``step_up`` above all of the user's earlier ones that day is not discounted:
+    were it, a sweep whose score climbs as it grows would be held under the alert
+    threshold from the moment its first accesses crossed the floor. Causal, so the
+    stream agrees with the batch.
     """
-    by_day = ("user_id", "day")
+    # Exports are counted apart from the other accesses: taking records out after a
+    # sweep is the next step of the story, not a repeat of the reads.
+    by_day = ("user_id", "day", "export")
     frame = frame.with_columns(
         day=pl.col("time").dt.date(), high=(pl.col("raw") >= discount.floor).cast(pl.Int64)
     ).join(earlier, on=list(by_day), how="left", maintain_order="left")
@@ -294,7 +298,10 @@ def discount_repeats(
         ),
     )
     factor = (
-        pl.when(pl.col("prior_highest").is_null() | (pl.col("raw") > pl.col("prior_highest")))
+        pl.when(
+            pl.col("prior_highest").is_null()
+            | (pl.col("raw") >= pl.col("prior_highest") + discount.step_up)
+        )
         .then(pl.lit(1.0))
         .otherwise(
             pl.max_horizontal(

@@ -107,6 +107,45 @@ def test_durable_consumers_are_independent(harness: Harness) -> None:
     }
 
 
+def test_the_timeout_bounds_the_wait_for_the_first_message_not_the_batch(
+    harness: Harness,
+) -> None:
+    sent = [f"event-{i:05d}".encode() for i in range(3_000)]
+
+    async def scenario(bus: EventBus, p: str) -> tuple[list[bytes], list[bytes]]:
+        for start in range(0, len(sent), 500):
+            await asyncio.gather(
+                *(bus.publish(f"{p}.access.p00", m) for m in sent[start : start + 500])
+            )
+        # Far less time than 3,000 messages take to arrive: they are all there, so
+        # none is waited for and the whole batch comes.
+        got = await bus.fetch(f"{p}.access.*", "scorer", batch=3_000, timeout=0.01)
+        await bus.publish(f"{p}.access.p01", b"next")
+        after = await bus.fetch(f"{p}.access.*", "scorer", batch=3_000, timeout=2.0)
+        return got, after
+
+    got, after = harness.run(scenario)
+    assert sorted(got) == sent
+    assert after == [b"next"]
+
+
+def test_a_fetch_waiting_for_the_first_message_returns_with_it(harness: Harness) -> None:
+    async def scenario(bus: EventBus, p: str) -> tuple[list[bytes], float]:
+        async def later() -> None:
+            await asyncio.sleep(0.3)
+            await bus.publish(f"{p}.access", b"late")
+
+        started = time.monotonic()
+        sender = asyncio.create_task(later())
+        got = await bus.fetch(f"{p}.access", "scorer", batch=100, timeout=5.0)
+        await sender
+        return got, time.monotonic() - started
+
+    got, elapsed = harness.run(scenario)
+    assert got == [b"late"]
+    assert elapsed < 2.5
+
+
 def test_fetch_with_nothing_to_deliver_returns_empty_after_timeout(harness: Harness) -> None:
     async def scenario(bus: EventBus, p: str) -> tuple[list[bytes], float]:
         await bus.publish(f"{p}.other", b"not for this subject")

@@ -112,6 +112,74 @@ def test_a_durable_consumer_resumes_after_reconnecting(stream: Stream) -> None:
     assert again == []
 
 
+async def _consumer_info(url: str, stream: str, durable: str) -> nats.js.api.ConsumerInfo:
+    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1)
+    try:
+        return await nc.jetstream().consumer_info(stream, durable)
+    finally:
+        await nc.close()
+
+
+def test_a_fetched_batch_is_acknowledged_on_the_server_when_fetch_returns(
+    stream: Stream,
+) -> None:
+    subject = f"{stream.prefix}.access.p00"
+    sent = [f"m{i}".encode() for i in range(300)]
+
+    async def scenario() -> tuple[list[bytes], nats.js.api.ConsumerInfo, list[bytes]]:
+        async with await stream.connect(ack_wait=1.0) as bus:
+            await asyncio.gather(*(bus.publish(subject, m) for m in sent[:150]))
+            await asyncio.gather(*(bus.publish(subject, m) for m in sent[150:]))
+            got = await bus.fetch(subject, "scorer", batch=500, timeout=1.0)
+            # Asked from another connection: the acks are in before fetch returned.
+            info = await _consumer_info(stream.url, stream.name, "scorer")
+        await asyncio.sleep(1.5)  # past ack_wait: an unacknowledged message would come again
+        async with await stream.connect(ack_wait=1.0) as bus:
+            again = await bus.fetch(subject, "scorer", batch=500, timeout=0.5)
+        return got, info, again
+
+    got, info, again = asyncio.run(scenario())
+    assert sorted(got) == sorted(sent)
+    assert info.num_ack_pending == 0
+    assert info.ack_floor.stream_seq == len(sent)
+    assert again == []
+
+
+def test_a_durable_capped_at_the_servers_default_is_lifted_to_take_whole_batches(
+    stream: Stream,
+) -> None:
+    subject = f"{stream.prefix}.access.p00"
+    sent = [f"m{i:04d}".encode() for i in range(1_500)]
+
+    async def scenario() -> tuple[int, list[bytes], int]:
+        async with await stream.connect() as bus:
+            for start in range(0, len(sent), 500):
+                await asyncio.gather(*(bus.publish(subject, m) for m in sent[start : start + 500]))
+        nc = await nats.connect(stream.url, connect_timeout=2, max_reconnect_attempts=1)
+        try:  # as an older release made it: no max_ack_pending, so the server's 1,000
+            js = nc.jetstream()
+            await js.add_consumer(
+                stream.name,
+                nats.js.api.ConsumerConfig(
+                    durable_name="scorer",
+                    filter_subject=subject,
+                    ack_policy=nats.js.api.AckPolicy.EXPLICIT,
+                ),
+            )
+            capped = (await js.consumer_info(stream.name, "scorer")).config.max_ack_pending
+        finally:
+            await nc.close()
+        async with await stream.connect() as bus:
+            got = await bus.fetch(subject, "scorer", batch=len(sent), timeout=0.5)
+        info = await _consumer_info(stream.url, stream.name, "scorer")
+        return capped, got, info.config.max_ack_pending
+
+    capped, got, lifted = asyncio.run(scenario())
+    assert capped == 1_000
+    assert sorted(got) == sent
+    assert lifted == -1
+
+
 def test_a_durable_created_elsewhere_keeps_its_subject(stream: Stream) -> None:
     async def scenario() -> None:
         async with await stream.connect() as bus:

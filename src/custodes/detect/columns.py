@@ -114,6 +114,11 @@ BEHAVIOUR_FEATURES: dict[str, tuple[pl.DataType, str]] = {
     ),
     "new_workstation": (pl.Boolean(), "the user never worked on this workstation before"),
     "new_source_ip": (pl.Boolean(), "the user never came from this network address before"),
+    "new_place_today": (
+        pl.Boolean(),
+        "the workstation or network address is one the user first used today (its first "
+        "use was new_workstation or new_source_ip)",
+    ),
     "export": (pl.Boolean(), "a print or an export, or a reporting application"),
 }
 

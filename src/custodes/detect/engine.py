@@ -31,11 +31,16 @@ class RepeatDiscount:
     decay: each earlier suspicious access by the same user that day multiplies the
         score by this...
     min_factor: ...down to this share of the raw score.
+    step_up: an access whose raw score is at least this much above every earlier one
+        of its user that day keeps it: not a repeat of what was queued but a step up
+        (a sweep that has grown, an export after it). A step, not any new high, so
+        one incident whose score creeps up does not fill the budget either.
     """
 
     floor: float = 60.0
     decay: float = 0.8
     min_factor: float = 0.7
+    step_up: float = 8.0
 
 
 #: Accesses scored at once by ``score_log``: bounds the memory of a long log's features.
@@ -62,7 +67,15 @@ class EngineState:
     def empty(cls) -> EngineState:
         return cls(
             FeatureState.empty(),
-            pl.DataFrame(schema={"user_id": pl.String, "day": pl.Date, "suspicious": pl.Int64}),
+            pl.DataFrame(
+                schema={
+                    "user_id": pl.String,
+                    "day": pl.Date,
+                    "export": pl.Boolean,
+                    "suspicious": pl.Int64,
+                    "highest": pl.Float64,
+                }
+            ),
         )
 
 
@@ -132,7 +145,7 @@ class DetectionEngine:
         features, feature_state = self.features(events, state, keep_state=keep_state)
         scored = self.score_features(features)
         discounted, suspicious = discount_repeats(
-            features.select("user_id", "time").with_columns(raw=scored["score"]),
+            features.select("user_id", "time", "export").with_columns(raw=scored["score"]),
             state.suspicious_today,
             self.repeat_discount,
         )
@@ -270,28 +283,48 @@ def discount_repeats(
     """Lower the scores of a user's later suspicious accesses on the same day.
 
     One incident (a bulk export, a browsing spree) must not fill the whole alert
-    budget: the first suspicious accesses keep their score, later ones lose up to a
-    fifth of it, so other incidents reach the queue. Causal, so the stream agrees.
+    budget: the first suspicious accesses keep their score, later ones lose up to
+    ``1 - min_factor`` of it, so other incidents reach the queue. An access scored
+    ``step_up`` above all of the user's earlier ones that day is not discounted:
+    were it, a sweep whose score climbs as it grows would be held under the alert
+    threshold from the moment its first accesses crossed the floor. Causal, so the
+    stream agrees with the batch.
     """
+    # Exports are counted apart from the other accesses: taking records out after a
+    # sweep is the next step of the story, not a repeat of the reads.
+    by_day = ("user_id", "day", "export")
     frame = frame.with_columns(
         day=pl.col("time").dt.date(), high=(pl.col("raw") >= discount.floor).cast(pl.Int64)
-    ).join(earlier, on=["user_id", "day"], how="left", maintain_order="left")
+    ).join(earlier, on=list(by_day), how="left", maintain_order="left")
     frame = frame.with_columns(
         prior=pl.col("suspicious").fill_null(0)
-        + pl.col("high").cum_sum().over("user_id", "day")
-        - pl.col("high")
+        + pl.col("high").cum_sum().over(by_day)
+        - pl.col("high"),
+        prior_highest=pl.max_horizontal(
+            pl.col("highest"), pl.col("raw").cum_max().shift(1).over(by_day)
+        ),
     )
-    factor = pl.max_horizontal(
-        pl.lit(discount.decay) ** pl.col("prior"), pl.lit(discount.min_factor)
+    factor = (
+        pl.when(
+            pl.col("prior_highest").is_null()
+            | (pl.col("raw") >= pl.col("prior_highest") + discount.step_up)
+        )
+        .then(pl.lit(1.0))
+        .otherwise(
+            pl.max_horizontal(
+                pl.lit(discount.decay) ** pl.col("prior"), pl.lit(discount.min_factor)
+            )
+        )
     )
     scores = frame.select((pl.col("raw") * factor).alias("score"))["score"]
-    latest = frame.group_by("user_id", "day").agg(
-        suspicious=pl.col("suspicious").first().fill_null(0) + pl.col("high").sum()
+    latest = frame.group_by(by_day).agg(
+        suspicious=pl.col("suspicious").first().fill_null(0) + pl.col("high").sum(),
+        highest=pl.max_horizontal(pl.col("highest").first(), pl.col("raw").max()),
     )
     merged = pl.concat(
-        [earlier.join(latest.select("user_id", "day"), on=["user_id", "day"], how="anti"), latest]
+        [earlier.join(latest.select(by_day), on=list(by_day), how="anti"), latest]
     )
-    newest = merged["day"].max()
-    if newest is not None:
-        merged = merged.filter(pl.col("day") >= newest - timedelta(days=1))
+    # Forgotten from each user's own latest day, so a user whose events arrive late
+    # keeps their count while others' clocks run ahead.
+    merged = merged.filter(pl.col("day") >= pl.col("day").max().over("user_id") - timedelta(days=1))
     return scores, merged

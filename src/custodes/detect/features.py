@@ -62,6 +62,8 @@ class FeatureState:
     last_event: per user, the time, session and workstation of the latest access.
     sessions: per (user, session), the latest access, for sessions used lately.
     unexplained: (user, day, patient) opened with no documented reason, last 7 days.
+    new_places: (user, place, day) for each workstation (``ws:``) or address (``ip:``)
+        whose first use was flagged new, on the day of that first use.
     """
 
     pairs: pl.DataFrame
@@ -74,6 +76,7 @@ class FeatureState:
     last_event: pl.DataFrame
     sessions: pl.DataFrame
     unexplained: pl.DataFrame
+    new_places: pl.DataFrame
 
     @classmethod
     def empty(cls) -> FeatureState:
@@ -118,6 +121,9 @@ class FeatureState:
             ),
             unexplained=pl.DataFrame(
                 schema={"user_id": pl.String, "day": pl.Date, "patient_id": pl.String}
+            ),
+            new_places=pl.DataFrame(
+                schema={"user_id": pl.String, "place": pl.String, "new_since": pl.Date}
             ),
         )
 
@@ -494,7 +500,7 @@ class FeaturePipeline:
             export=pl.col("action").is_in(_EXPORTS)
             | pl.col("application").str.to_lowercase().str.contains("report").fill_null(False),
         )
-        return frame
+        return _new_place_today(frame, state.new_places)
 
     def _baselines(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The access against the user's own hours and volume, shrunk towards the peers'.
@@ -718,6 +724,48 @@ def _first_seen(frame: pl.DataFrame, seen: pl.DataFrame, column: str, name: str)
     ).drop("_known")
 
 
+def _places(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
+    """The access's workstation and network address as places, ``ws:...`` and ``ip:...``."""
+    return (
+        pl.concat_str(pl.lit("ws:"), pl.col("workstation")),
+        pl.concat_str(pl.lit("ip:"), pl.col("source_ip")),
+    )
+
+
+def _new_place_today(frame: pl.DataFrame, earlier: pl.DataFrame) -> pl.DataFrame:
+    """``new_place_today``: the workstation or address is one the user first used today,
+    and that first use was flagged new (``new_workstation``, ``new_source_ip``).
+
+    ``new_workstation`` marks the first access from a place only; a sweep from a stolen
+    laptop is hundreds of accesses after it, and a rule that weighs volume needs the
+    place to stay new for the rest of the day.
+    """
+    workstation, address = _places(frame)
+    columns = []
+    for name, place, flag in (
+        ("_ws", workstation, "new_workstation"),
+        ("_ip", address, "new_source_ip"),
+    ):
+        # Only the first access from a place can be flagged: carry its day forward.
+        in_chunk = (
+            pl.when(pl.col(flag)).then(pl.col("day")).forward_fill().over("user_id", place)
+        )
+        columns.append(place.alias(f"{name}_place"))
+        columns.append(in_chunk.alias(f"{name}_since"))
+    frame = frame.with_columns(columns)
+    for name in ("_ws", "_ip"):
+        known = earlier.select(
+            "user_id", pl.col("place").alias(f"{name}_place"), pl.col("new_since").alias(f"{name}_earlier")
+        )
+        frame = _left_join(frame, known, ["user_id", f"{name}_place"])
+    today = [
+        (pl.coalesce(f"{name}_since", f"{name}_earlier") == pl.col("day")).fill_null(False)
+        for name in ("_ws", "_ip")
+    ]
+    scratch = [f"{n}_{part}" for n in ("_ws", "_ip") for part in ("place", "since", "earlier")]
+    return frame.with_columns(new_place_today=today[0] | today[1]).drop(scratch)
+
+
 def _next_state(frame: pl.DataFrame, state: FeatureState) -> FeatureState:
     pair = ["user_id", "patient_id"]
     writes = frame.filter(pl.col("is_write")).group_by(pair).agg(chunk_write=pl.col("time").max())
@@ -759,10 +807,11 @@ def _next_state(frame: pl.DataFrame, state: FeatureState) -> FeatureState:
         .agg(pl.col("hour_count").sum())
         .filter(pl.col("hour_bucket") == pl.col("hour_bucket").max().over("user_id"))
     )
+    # What is forgotten is measured from each user's own latest access, not from the
+    # newest of anyone's: a user whose events arrive late (a source that lags, a log
+    # shipped hours after the others) must keep today's counts while others run ahead.
     days = pl.concat([state.day_patients, frame.select("user_id", "day", "patient_id")]).unique()
-    latest = days["day"].max()
-    if latest is not None:
-        days = days.filter(pl.col("day") >= latest - timedelta(days=1))
+    days = days.filter(pl.col("day") >= pl.col("day").max().over("user_id") - timedelta(days=1))
     hour_patients = (
         pl.concat([state.hour_patients, frame.select("user_id", "hour_bucket", "patient_id")])
         .unique()
@@ -793,19 +842,33 @@ def _next_state(frame: pl.DataFrame, state: FeatureState) -> FeatureState:
         .group_by("user_id", "session_id")
         .agg(pl.col("session_last").max(), pl.col("session_parallel").any())
     )
-    newest = frame["time"].max()
-    if newest is not None:
-        sessions = sessions.filter(pl.col("session_last") >= newest - SESSION_MEMORY)
+    sessions = sessions.filter(
+        pl.col("session_last") >= pl.col("session_last").max().over("user_id") - SESSION_MEMORY
+    )
     unexplained = pl.concat(
         [
             state.unexplained,
             frame.filter(~pl.col("explained")).select("user_id", "day", "patient_id"),
         ]
     ).unique()
-    if latest is not None:
-        unexplained = unexplained.filter(
-            pl.col("day") > latest - timedelta(days=UNEXPLAINED_WINDOW_DAYS)
-        )
+    unexplained = unexplained.filter(
+        pl.col("day")
+        > pl.col("day").max().over("user_id") - timedelta(days=UNEXPLAINED_WINDOW_DAYS)
+    )
+    workstation, address = _places(frame)
+    flagged = pl.concat(
+        [
+            frame.filter(pl.col("new_workstation")).select(
+                "user_id", place=workstation, new_since="day"
+            ),
+            frame.filter(pl.col("new_source_ip")).select("user_id", place=address, new_since="day"),
+        ]
+    )
+    new_places = (
+        pl.concat([state.new_places, flagged])
+        .unique(["user_id", "place"], keep="last", maintain_order=True)
+        .filter(pl.col("new_since") >= pl.col("new_since").max().over("user_id") - timedelta(days=1))
+    )
     return FeatureState(
         pairs,
         workstations,
@@ -817,6 +880,7 @@ def _next_state(frame: pl.DataFrame, state: FeatureState) -> FeatureState:
         last_event,
         sessions,
         unexplained,
+        new_places,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -11,7 +12,7 @@ from polars.testing import assert_frame_equal
 from sklearn.metrics import roc_auc_score
 
 from custodes.detect.batch import detect_log
-from custodes.detect.engine import EngineState
+from custodes.detect.engine import EngineState, RepeatDiscount, discount_repeats
 from custodes.detect.stream import StreamDetector, access_events_from, access_messages
 
 
@@ -147,3 +148,42 @@ def test_refit_with_the_same_seed_gives_the_same_scores(scored_hospital):
     np.testing.assert_allclose(
         again.score(events)[0]["score"].to_numpy(), scored_hospital.scores["score"].to_numpy()
     )
+
+
+def test_the_repeat_discount_spares_a_step_up_and_a_first_export_but_not_a_repeat() -> None:
+    start = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    raw = [70.0, 70.0, 70.0, 80.0, 75.0, 82.0, 90.0, 90.0, 70.0, 70.0]
+    export = [False] * 8 + [True, True]
+    frame = pl.DataFrame(
+        {
+            "user_id": ["u1"] * len(raw),
+            "time": [start + timedelta(minutes=i) for i in range(len(raw))],
+            "export": export,
+            "raw": raw,
+        },
+        schema={
+            "user_id": pl.String,
+            "time": pl.Datetime("us", "UTC"),
+            "export": pl.Boolean,
+            "raw": pl.Float64,
+        },
+    )
+    discount = RepeatDiscount(step_up=8.0)
+    whole, _ = discount_repeats(frame, EngineState.empty().suspicious_today, discount)
+    # In two chunks, the state carries the day's highest score across.
+    first, earlier = discount_repeats(frame.head(4), EngineState.empty().suspicious_today, discount)
+    second, _ = discount_repeats(frame.tail(6), earlier, discount)
+    expected = [
+        70.0,  # the day's first
+        56.0,  # a repeat: 0.8
+        49.0,  # 0.64, held at 0.7
+        80.0,  # 10 above the highest so far: a step up
+        52.5,
+        57.4,  # above the highest, but by less than a step
+        90.0,  # 10 above 80
+        63.0,
+        70.0,  # the day's first export is not a repeat of the reads
+        56.0,
+    ]
+    assert [round(x, 4) for x in whole] == expected
+    assert [round(x, 4) for x in pl.concat([first, second])] == expected

@@ -175,3 +175,42 @@ def test_unknown_user_and_patient_have_no_flags():
     assert row["user_role"] == "unknown"
     flags = ("on_care_team", "same_surname", "vip", "self_access", "user_terminated", "explained")
     assert not any(row[name] for name in flags)
+
+
+def test_a_user_whose_events_arrive_late_keeps_todays_counts():
+    # s1's accesses come in two chunks; between them s3's clock has run days ahead
+    # (another source, or a lagging one). s1's distinct patients of the day still add up.
+    pipeline = FeaturePipeline(CONTEXT).fit(_events([{"user_id": "s1", "patient_id": "p-far"}]))
+    first = _events([{"user_id": "s1", "patient_id": p} for p in ("p-care", "p-dept", "p-soon")])
+    ahead = _events([{"user_id": "s3", "patient_id": "p-care"}]).with_columns(
+        time=pl.col("time") + timedelta(days=5), event_id=pl.lit("ahead")
+    )
+    second = _events([{"user_id": "s1", "patient_id": p} for p in ("p-vip", "p-dead")]).with_columns(
+        time=pl.col("time") + timedelta(minutes=5), event_id=pl.col("event_id") + "-later"
+    )
+    state = FeatureState.empty()
+    for chunk in (first, ahead):
+        _, state = pipeline.transform(chunk, state)
+    late, _ = pipeline.transform(second, state)
+    assert late["user_day_patients"].to_list() == [4, 5]
+
+
+def test_a_place_first_used_today_stays_new_for_the_rest_of_the_day_across_chunks():
+    usual = [{"user_id": "s1", "patient_id": "p-care"}] * 25  # enough history to mean anything
+    laptop = {"user_id": "s1", "patient_id": "p-dept", "workstation": "LAPTOP-9"}
+    events = _events([*usual, laptop, laptop, {"user_id": "s1", "patient_id": "p-care"}, laptop])
+    tomorrow = _events([laptop]).with_columns(
+        time=pl.col("time") + timedelta(days=1), event_id=pl.lit("tomorrow")
+    )
+    pipeline = FeaturePipeline(CONTEXT).fit(events.head(25))
+    whole, _ = pipeline.transform(events)
+    state, parts = FeatureState.empty(), []
+    for start in range(0, events.height, 26):
+        part, state = pipeline.transform(events.slice(start, 26), state)
+        parts.append(part)
+    next_day, _ = pipeline.transform(tomorrow, state)
+    for features in (whole, pl.concat(parts)):
+        assert features["new_workstation"].tail(4).to_list() == [True, False, False, False]
+        assert features["new_place_today"].tail(4).to_list() == [True, True, False, True]
+        assert not features["new_place_today"].head(25).any()
+    assert next_day["new_place_today"].to_list() == [False]

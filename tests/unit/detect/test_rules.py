@@ -483,7 +483,7 @@ FIRING_ROWS: dict[str, dict[str, Any]] = {
     "f8321a60-223d-4574-9473-fd8619f407e4": {"deceased": True, "explained": False},
     "85afac04-735a-44b3-a03f-c37eb5ae099a": {"sensitive": True, "explained": False},
     "274855f7-ce8d-48b2-ba0c-7de3229776c9": {"off_shift": 0.98, "hour": 2, "first_access": True, "explained": False},
-    "729fa0bc-e1b4-4a47-865e-b53ee9bb83b2": {"new_source_ip": True, "volume_vs_user": 3.5},
+    "729fa0bc-e1b4-4a47-865e-b53ee9bb83b2": {"new_place_today": True, "volume_vs_user": 3.5},
 }  # fmt: skip
 
 #: Rows just short of a rule's threshold or missing one of its conditions.
@@ -498,8 +498,10 @@ NEAR_MISSES: list[tuple[str, dict[str, Any]]] = [
     ("9b3d62be-3836-433a-8ef9-ab5d6c9a0e40", {"break_the_glass": True, "on_care_team": True}),
     ("9b3d62be-3836-433a-8ef9-ab5d6c9a0e40", {"break_the_glass": True, "on_care_team": False, "department_encounter": True}),
     ("274855f7-ce8d-48b2-ba0c-7de3229776c9", {"off_shift": 0.9, "first_access": True, "explained": False}),
-    ("729fa0bc-e1b4-4a47-865e-b53ee9bb83b2", {"new_workstation": True, "volume_vs_user": 2.0}),
-    ("729fa0bc-e1b4-4a47-865e-b53ee9bb83b2", {"volume_vs_user": 10.0}),
+    ("729fa0bc-e1b4-4a47-865e-b53ee9bb83b2", {"new_place_today": True, "volume_vs_user": 2.0, "volume_vs_user_hour": 2.9}),
+    ("729fa0bc-e1b4-4a47-865e-b53ee9bb83b2", {"volume_vs_user": 10.0, "volume_vs_user_hour": 10.0}),
+    # The first access from the place: new, but only the rest of the day counts it so.
+    ("729fa0bc-e1b4-4a47-865e-b53ee9bb83b2", {"new_workstation": True, "volume_vs_user": 10.0}),
 ]  # fmt: skip
 
 PACK = RuleSet.default()
@@ -558,3 +560,9 @@ def test_shipped_rule_holds_back_on_a_near_miss(rule_id: str, row: dict[str, Any
 def test_rule_fields_cover_the_feature_columns() -> None:
     assert set(FEATURES) | set(EXPLANATION_COLUMNS) | set(ACCESS_EVENT_SCHEMA) <= set(RULE_FIELDS)
     assert {"user_role", "user_department"} <= set(RULE_FIELDS)
+
+
+def test_a_sweep_from_a_new_place_fires_by_the_hour_for_a_user_who_sees_many_a_day() -> None:
+    # A pharmacist's 150 patients are a usual day, but not a usual hour.
+    row = one_access(new_place_today=True, volume_vs_user=1.2, volume_vs_user_hour=3.9)
+    assert PACK.evaluate(row)["729fa0bc-e1b4-4a47-865e-b53ee9bb83b2"].to_list() == [True]

@@ -232,10 +232,20 @@ def test_an_unknown_account_fails_and_is_recorded(runs) -> None:
                                               "require_step_up"}),
         (case("single_alert", Severity.HIGH), {"syslog", "require_step_up"}),
         (case("single_alert", Severity.LOW), set()),
+        (case("sign_in_then_export", Severity.HIGH), {"lock_account", "revoke_sessions",
+                                                      "webhook", "ticket", "syslog",
+                                                      "require_step_up"}),
     ],
 )
 def test_triggers(the_case, expected) -> None:
     assert {s.type for s in plan_response(the_case, load_playbooks()).steps} == expected
+
+
+def test_a_sign_in_then_export_locks_at_once_and_for_eight_hours() -> None:
+    steps = {s.type: s for s in plan_response(case("sign_in_then_export", Severity.HIGH),
+                                              load_playbooks()).steps}
+    assert steps["lock_account"].mode == "auto" and steps["ticket"].mode == "approval"
+    assert steps["lock_account"].undo_after == timedelta(hours=8)
 
 
 def test_tactic_triggers() -> None:

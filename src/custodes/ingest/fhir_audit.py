@@ -20,6 +20,7 @@ access to a patient record, and goes to the quarantine with that reason.
 
 from __future__ import annotations
 
+import mmap
 import os
 import queue
 import shutil
@@ -29,9 +30,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import msgspec
+import numpy as np
 import orjson
 import polars as pl
 
@@ -309,50 +312,138 @@ def _why_unreadable(line: bytes) -> str | None:
     return None
 
 
-class _Extractor:
-    """A DuckDB connection with the extraction prepared over one private scratch file.
+def _scratch_folder() -> str:
+    """A private folder (mode 0700: blocks hold PHI), memory-backed when the system has it."""
+    shm = "/dev/shm"  # noqa: S108 - a private mkdtemp folder inside it, mode 0700
+    shm = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    return tempfile.mkdtemp(prefix="custodes-", dir=shm)
 
-    The query is prepared once, before any block is in the file, and executed for each
-    block. Planned over an empty file, DuckDB scans each block on one thread; with two
-    blocks in flight on two cores that measured faster end to end than planning every
-    block afresh (benchmarks/RESULTS.md). The scratch folder is created 0700 (blocks
-    hold PHI) and removed when the extractor is closed or collected.
+
+def _source_sql(path: str) -> str:
+    escaped = path.replace("'", "''")
+    return (
+        f"read_ndjson('{escaped}', columns={_COLUMNS_SQL}, format='newline_delimited', "
+        "records='true', maximum_object_size=67108864)"
+    )
+
+
+class _Extractor:
+    """A DuckDB connection with the extraction prepared over fixed scratch files.
+
+    The query is prepared once per file, before any block is in it, and executed for
+    each block: over the extractor's own file (lines handed over as a list) and over
+    each ``_Block`` file it is given. Planned over an empty file, DuckDB scans each
+    block on one thread; with two blocks in flight on two cores that measured faster
+    end to end than planning every block afresh (benchmarks/RESULTS.md). The scratch
+    folder is removed when the extractor is closed or collected.
     """
 
-    def __init__(self, threads: int) -> None:
-        # Memory-backed when the system has it: the chunk is written and read once.
-        shm = "/dev/shm"  # noqa: S108 - a private mkdtemp folder inside it, mode 0700
-        shm = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-        self.scratch = tempfile.mkdtemp(prefix="custodes-", dir=shm)
+    def __init__(self, threads: int, blocks: Sequence[str] = ()) -> None:
+        self.scratch = _scratch_folder()
         self.path = os.path.join(self.scratch, "chunk.ndjson")
         open(self.path, "wb").close()
         self.connection = duckdb.connect()
         self.connection.execute(f"SET threads = {int(threads)}")
         self.connection.execute("SET TimeZone = 'UTC'")  # instants come back in UTC
-        escaped = self.path.replace("'", "''")
-        source = (
-            f"read_ndjson('{escaped}', columns={_COLUMNS_SQL}, format='newline_delimited', "
-            "records='true', maximum_object_size=67108864)"
-        )
-        self.connection.execute(
-            "PREPARE extract_audit_events AS " + _EXTRACT_SQL.replace("{source}", source)
-        )
+        self.statements: dict[str, str] = {}
+        for index, path in enumerate([self.path, *blocks]):
+            name = f"extract_audit_events_{index}"
+            sql = _EXTRACT_SQL.replace("{source}", _source_sql(path))
+            self.connection.execute(f"PREPARE {name} AS {sql}")
+            self.statements[path] = name
         self.close = weakref.finalize(self, _close_extractor, self.connection, self.scratch)
 
-    def run(self, lines: Sequence[bytes] | bytes) -> pl.DataFrame:
-        """Extract from lines, or from a block of whole lines as one bytes object."""
+    def run(self, lines: Sequence[bytes]) -> pl.DataFrame:
+        """Extract from a list of lines, written to the extractor's own file."""
         with open(self.path, "wb") as handle:
-            if isinstance(lines, bytes):
-                handle.write(lines)
-            else:
-                handle.writelines(line if line.endswith(b"\n") else line + b"\n" for line in lines)
-        table = self.connection.sql("EXECUTE extract_audit_events").to_arrow_table()
+            handle.writelines(line if line.endswith(b"\n") else line + b"\n" for line in lines)
+        return self.run_file(self.path)
+
+    def run_file(self, path: str) -> pl.DataFrame:
+        """Extract from a file the extractor was prepared for (its own or a block's)."""
+        table = self.connection.sql(f"EXECUTE {self.statements[path]}").to_arrow_table()
         return pl.from_arrow(table)  # type: ignore[return-value]
 
 
 def _close_extractor(connection: duckdb.DuckDBPyConnection, scratch: str) -> None:
     connection.close()
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _Block:
+    """A scratch file mapped into memory, reused for block after block of whole lines.
+
+    The mapping is the buffer: a block is read from the source straight into it, and
+    DuckDB reads the file. Each block is copied once on its way in, not into a bytes
+    object, then a longer one to complete its last line, then a fresh scratch file,
+    and its pages are allocated once rather than for every block. The line count
+    (numpy, off the GIL) tells whether DuckDB returned a row for every line.
+    """
+
+    def __init__(self, path: str, capacity: int) -> None:
+        self.path = path
+        self.size = 0
+        self.lines = 0
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(self._fd, capacity)
+        self._map = mmap.mmap(self._fd, capacity)
+        self.capacity = capacity
+
+    def fill(self, handle: BinaryIO, carry: bytes) -> bytes:
+        """Read ``carry`` and then whole lines from ``handle``; return the incomplete rest.
+
+        ``size`` is 0 once the file is done. A line longer than the block is read whole
+        and the block grows to hold it.
+        """
+        if self.size < self.capacity:
+            os.ftruncate(self._fd, self.capacity)  # the file was cut to the last block's size
+        with memoryview(self._map) as view:
+            view[: len(carry)] = carry
+            size = len(carry) + _read_into(handle, view[len(carry) :])
+        carry = b""
+        if size == self.capacity:  # more may follow: keep back the line not yet complete
+            end = self._map.rfind(b"\n", 0, size) + 1
+            if end == 0:
+                rest = handle.readline()
+                self._map.resize(size + len(rest))
+                self._map[size:] = rest
+                self.capacity = end = size = size + len(rest)
+            carry = self._map[end:size]
+            size = end
+        self.size = size
+        os.ftruncate(self._fd, size)  # DuckDB reads exactly this block
+        return carry
+
+    def count_lines(self) -> int:
+        """Count the lines of the block (the last may lack its newline) into ``lines``."""
+        data = np.frombuffer(self._map, dtype=np.uint8, count=self.size)
+        step = 1 << 20  # slices that stay in cache
+        newlines = sum(
+            int(np.count_nonzero(data[i : i + step] == 10)) for i in range(0, self.size, step)
+        )
+        ends_open = self.size > 0 and data[self.size - 1] != 10
+        del data  # the mapping cannot be resized or closed while numpy holds it
+        self.lines = newlines + int(ends_open)
+        return self.lines
+
+    def data(self) -> bytes:
+        """A copy of the block, for the rare paths that need its lines in Python."""
+        return self._map[: self.size]
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
+def _read_into(handle: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``handle`` as far as the file goes; the number of bytes read."""
+    done = 0
+    while done < len(view):
+        count = handle.readinto(view[done:])
+        if not count:
+            break
+        done += count
+    return done
 
 
 class FhirAuditEventReader(EventReader):
@@ -378,7 +469,7 @@ class FhirAuditEventReader(EventReader):
             self._extractor.close()
             self._extractor = None
 
-    def _extract(self, lines: Sequence[bytes] | bytes) -> pl.DataFrame:
+    def _extract(self, lines: Sequence[bytes]) -> pl.DataFrame:
         if self._extractor is None:
             self._extractor = _Extractor(self.threads or os.cpu_count() or 1)
         return self._extractor.run(lines)
@@ -399,7 +490,7 @@ class FhirAuditEventReader(EventReader):
         return result
 
     def _finish_block(
-        self, data: bytes, count: int, rows: pl.DataFrame | None, source_file: str
+        self, block: _Block, rows: pl.DataFrame | None, source_file: str
     ) -> ChunkResult:
         """Validate a block DuckDB read whole, or send it line by line through ``parse_lines``.
 
@@ -407,8 +498,9 @@ class FhirAuditEventReader(EventReader):
         numbered by position; otherwise, or when it could not read the block whole, the
         block is split into lines and each is read or quarantined on its own.
         """
+        count = block.lines
         if rows is None or rows.height != count:
-            result = self.parse_lines(data.splitlines(keepends=True), source_file)
+            result = self.parse_lines(block.data().splitlines(keepends=True), source_file)
         else:
             rows = rows.with_columns(
                 source_line=pl.int_range(1, count + 1, dtype=pl.Int64, eager=True)
@@ -417,12 +509,12 @@ class FhirAuditEventReader(EventReader):
 
             def line_at(number: int) -> bytes:  # split only when a reject needs its raw text
                 if not split:
-                    split.extend(data.splitlines())
+                    split.extend(block.data().splitlines())
                 return split[number - 1]
 
             result = _classify(rows, source_file, line_at)
         result.lines_read = count
-        result.bytes_read = len(data)
+        result.bytes_read = block.size
         return result
 
     def _extract_all(
@@ -485,38 +577,54 @@ class FhirAuditEventReader(EventReader):
     def _read_blocks(self, path: Path) -> Iterator[ChunkResult]:
         """NDJSON in blocks: two are parsed by DuckDB while the one before is stored.
 
-        Each block in flight has its own DuckDB connection and scratch file, so blocks
-        never share one; the line-by-line path keeps a third.
+        Each block in flight has its own DuckDB connection; a third block is read while
+        the oldest is stored, so ``BLOCKS_IN_FLIGHT + 1`` block files are reused in turn.
+        The line-by-line path uses a file of its own.
         """
         threads = max(1, (self.threads or os.cpu_count() or 1) // BLOCKS_IN_FLIGHT)
+        folder = _scratch_folder()
+        blocks = [
+            _Block(os.path.join(folder, f"block-{n}.ndjson"), CHUNK_BYTES)
+            for n in range(BLOCKS_IN_FLIGHT + 1)
+        ]
         extractors: queue.SimpleQueue[_Extractor] = queue.SimpleQueue()
-        owned = [_Extractor(threads) for _ in range(BLOCKS_IN_FLIGHT)]
+        owned = [_Extractor(threads, [b.path for b in blocks]) for _ in range(BLOCKS_IN_FLIGHT)]
         for extractor in owned:
             extractors.put(extractor)
+        free = deque(blocks)
         offset = 0
+        carry: bytes | None = b""  # None once the file is read to its end
         try:
             with open_source(path) as handle, ThreadPoolExecutor(BLOCKS_IN_FLIGHT) as pool:
                 pending: deque = deque()
 
                 def submit() -> None:
-                    data = handle.read(CHUNK_BYTES)
-                    if not data:
+                    nonlocal carry
+                    if carry is None:
                         return
-                    if not data.endswith(b"\n"):
-                        data += handle.readline()
-                    pending.append(pool.submit(_extract_block, data, extractors))
+                    block = free.popleft()
+                    carry = block.fill(handle, carry)
+                    if block.size == 0:
+                        carry = None
+                        free.append(block)
+                        return
+                    pending.append(pool.submit(_extract_block, block, extractors))
 
                 for _ in range(BLOCKS_IN_FLIGHT):
                     submit()
                 while pending:
-                    data, count, rows = pending.popleft().result()
+                    block, rows = pending.popleft().result()
                     submit()
-                    result = self._finish_block(data, count, rows, path.name)
+                    result = self._finish_block(block, rows, path.name)
+                    free.append(block)
                     yield result.rebased(offset)
                     offset += result.lines_read
         finally:
             for extractor in owned:
                 extractor.close()
+            for block in blocks:
+                block.close()
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _read_document(self, path: Path, chunk_lines: int) -> Iterator[ChunkResult]:
         """A Bundle (collection, searchset, transaction, batch), a JSON array or one resource.
@@ -605,21 +713,18 @@ def _classify(
 
 
 def _extract_block(
-    data: bytes, extractors: queue.SimpleQueue[_Extractor]
-) -> tuple[bytes, int, pl.DataFrame | None]:
+    block: _Block, extractors: queue.SimpleQueue[_Extractor]
+) -> tuple[_Block, pl.DataFrame | None]:
     """Count the lines of a block and extract it with whichever extractor is free."""
     extractor = extractors.get()
     try:
-        rows = extractor.run(data)
+        rows = extractor.run_file(block.path)
     except (duckdb.InvalidInputException, duckdb.ConversionException):
         rows = None
     finally:
         extractors.put(extractor)
-    return data, _line_count(data), rows
-
-
-def _line_count(data: bytes) -> int:
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    block.count_lines()
+    return block, rows
 
 
 def _is_single_document(path: Path) -> bool:

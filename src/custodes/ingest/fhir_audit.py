@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import queue
 import shutil
 import tempfile
 import weakref
@@ -328,45 +327,55 @@ def _source_sql(path: str) -> str:
 
 
 class _Extractor:
-    """A DuckDB connection with the extraction prepared over fixed scratch files.
+    """A DuckDB connection with the extraction prepared over one scratch file.
 
-    The query is prepared once per file, before any block is in it, and executed for
-    each block: over the extractor's own file (lines handed over as a list) and over
-    each ``_Block`` file it is given. Planned over an empty file, DuckDB scans each
-    block on one thread; with two blocks in flight on two cores that measured faster
-    end to end than planning every block afresh (benchmarks/RESULTS.md). The scratch
-    folder is removed when the extractor is closed or collected.
+    The query is prepared once, over the file empty or holding the first block, and
+    executed for each block or list of lines put in the file. Planned over an empty
+    file, DuckDB scans each block on one thread; with two blocks in flight on two
+    cores that measured faster end to end than planning every block afresh
+    (benchmarks/RESULTS.md).
     """
 
-    def __init__(self, threads: int, blocks: Sequence[str] = ()) -> None:
-        self.scratch = _scratch_folder()
-        self.path = os.path.join(self.scratch, "chunk.ndjson")
-        open(self.path, "wb").close()
+    def __init__(self, threads: int, path: str) -> None:
+        self.path = path
         self.connection = duckdb.connect()
         self.connection.execute(f"SET threads = {int(threads)}")
         self.connection.execute("SET TimeZone = 'UTC'")  # instants come back in UTC
-        self.statements: dict[str, str] = {}
-        for index, path in enumerate([self.path, *blocks]):
-            name = f"extract_audit_events_{index}"
-            sql = _EXTRACT_SQL.replace("{source}", _source_sql(path))
-            self.connection.execute(f"PREPARE {name} AS {sql}")
-            self.statements[path] = name
-        self.close = weakref.finalize(self, _close_extractor, self.connection, self.scratch)
+        self.connection.execute(
+            "PREPARE extract_audit_events AS " + _EXTRACT_SQL.replace("{source}", _source_sql(path))
+        )
 
-    def run(self, lines: Sequence[bytes]) -> pl.DataFrame:
-        """Extract from a list of lines, written to the extractor's own file."""
-        with open(self.path, "wb") as handle:
-            handle.writelines(line if line.endswith(b"\n") else line + b"\n" for line in lines)
-        return self.run_file(self.path)
-
-    def run_file(self, path: str) -> pl.DataFrame:
-        """Extract from a file the extractor was prepared for (its own or a block's)."""
-        table = self.connection.sql(f"EXECUTE {self.statements[path]}").to_arrow_table()
+    def run(self) -> pl.DataFrame:
+        """Extract from what the file holds now."""
+        table = self.connection.sql("EXECUTE extract_audit_events").to_arrow_table()
         return pl.from_arrow(table)  # type: ignore[return-value]
 
+    def close(self) -> None:
+        self.connection.close()
 
-def _close_extractor(connection: duckdb.DuckDBPyConnection, scratch: str) -> None:
-    connection.close()
+
+class _LineExtractor:
+    """An extractor over a private scratch file, for lines handed over as a list.
+
+    The scratch folder is created 0700 (lines hold PHI) and removed when the extractor
+    is closed or collected.
+    """
+
+    def __init__(self, threads: int) -> None:
+        scratch = _scratch_folder()
+        path = os.path.join(scratch, "chunk.ndjson")
+        open(path, "wb").close()
+        self.extractor = _Extractor(threads, path)
+        self.close = weakref.finalize(self, _close_extractor, self.extractor, scratch)
+
+    def run(self, lines: Sequence[bytes]) -> pl.DataFrame:
+        with open(self.extractor.path, "wb") as handle:
+            handle.writelines(line if line.endswith(b"\n") else line + b"\n" for line in lines)
+        return self.extractor.run()
+
+
+def _close_extractor(extractor: _Extractor, scratch: str) -> None:
+    extractor.close()
     shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -376,14 +385,18 @@ class _Block:
     The mapping is the buffer: a block is read from the source straight into it, and
     DuckDB reads the file. Each block is copied once on its way in, not into a bytes
     object, then a longer one to complete its last line, then a fresh scratch file,
-    and its pages are allocated once rather than for every block. The line count
-    (numpy, off the GIL) tells whether DuckDB returned a row for every line.
+    and its pages are allocated once rather than for every block. The block keeps its
+    own DuckDB connection, prepared over its file the first time it is extracted (on
+    a worker thread). The line count (numpy, off the GIL) tells whether DuckDB
+    returned a row for every line.
     """
 
-    def __init__(self, path: str, capacity: int) -> None:
+    def __init__(self, path: str, capacity: int, threads: int) -> None:
         self.path = path
         self.size = 0
         self.lines = 0
+        self.threads = threads
+        self._extractor: _Extractor | None = None
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.ftruncate(self._fd, capacity)
         self._map = mmap.mmap(self._fd, capacity)
@@ -414,6 +427,15 @@ class _Block:
         os.ftruncate(self._fd, size)  # DuckDB reads exactly this block
         return carry
 
+    def extract(self) -> pl.DataFrame | None:
+        """The extracted rows, or None when DuckDB cannot read the block whole."""
+        if self._extractor is None:
+            self._extractor = _Extractor(self.threads, self.path)
+        try:
+            return self._extractor.run()
+        except (duckdb.InvalidInputException, duckdb.ConversionException):
+            return None
+
     def count_lines(self) -> int:
         """Count the lines of the block (the last may lack its newline) into ``lines``."""
         data = np.frombuffer(self._map, dtype=np.uint8, count=self.size)
@@ -431,6 +453,8 @@ class _Block:
         return self._map[: self.size]
 
     def close(self) -> None:
+        if self._extractor is not None:
+            self._extractor.close()
         self._map.close()
         os.close(self._fd)
 
@@ -458,7 +482,7 @@ class FhirAuditEventReader(EventReader):
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
-        self._extractor: _Extractor | None = None
+        self._extractor: _LineExtractor | None = None
 
     def __getstate__(self) -> dict:
         return {"threads": self.threads, "_extractor": None}  # a connection does not pickle
@@ -471,7 +495,7 @@ class FhirAuditEventReader(EventReader):
 
     def _extract(self, lines: Sequence[bytes]) -> pl.DataFrame:
         if self._extractor is None:
-            self._extractor = _Extractor(self.threads or os.cpu_count() or 1)
+            self._extractor = _LineExtractor(self.threads or os.cpu_count() or 1)
         return self._extractor.run(lines)
 
     def parse_lines(self, lines: Sequence[bytes], source_file: str) -> ChunkResult:
@@ -577,20 +601,16 @@ class FhirAuditEventReader(EventReader):
     def _read_blocks(self, path: Path) -> Iterator[ChunkResult]:
         """NDJSON in blocks: two are parsed by DuckDB while the one before is stored.
 
-        Each block in flight has its own DuckDB connection; a third block is read while
-        the oldest is stored, so ``BLOCKS_IN_FLIGHT + 1`` block files are reused in turn.
-        The line-by-line path uses a file of its own.
+        ``BLOCKS_IN_FLIGHT + 1`` blocks, each with its own file and DuckDB connection, are
+        reused in turn: two being parsed, the oldest being stored. The line-by-line path
+        uses an extractor of its own.
         """
         threads = max(1, (self.threads or os.cpu_count() or 1) // BLOCKS_IN_FLIGHT)
         folder = _scratch_folder()
         blocks = [
-            _Block(os.path.join(folder, f"block-{n}.ndjson"), CHUNK_BYTES)
+            _Block(os.path.join(folder, f"block-{n}.ndjson"), CHUNK_BYTES, threads)
             for n in range(BLOCKS_IN_FLIGHT + 1)
         ]
-        extractors: queue.SimpleQueue[_Extractor] = queue.SimpleQueue()
-        owned = [_Extractor(threads, [b.path for b in blocks]) for _ in range(BLOCKS_IN_FLIGHT)]
-        for extractor in owned:
-            extractors.put(extractor)
         free = deque(blocks)
         offset = 0
         carry: bytes | None = b""  # None once the file is read to its end
@@ -608,7 +628,7 @@ class FhirAuditEventReader(EventReader):
                         carry = None
                         free.append(block)
                         return
-                    pending.append(pool.submit(_extract_block, block, extractors))
+                    pending.append(pool.submit(_extract_block, block))
 
                 for _ in range(BLOCKS_IN_FLIGHT):
                     submit()
@@ -620,8 +640,6 @@ class FhirAuditEventReader(EventReader):
                     yield result.rebased(offset)
                     offset += result.lines_read
         finally:
-            for extractor in owned:
-                extractor.close()
             for block in blocks:
                 block.close()
             shutil.rmtree(folder, ignore_errors=True)
@@ -666,8 +684,10 @@ def _classify(
     result = ChunkResult()
     if rows is None:
         return result
-    missing = rows.filter(pl.col("event_id").is_null())["source_line"].to_list()
-    if missing:  # a stable id from the line's bytes, so re-reading adds nothing
+    if rows[
+        "event_id"
+    ].null_count():  # a stable id from the line's bytes, so re-reading adds nothing
+        missing = rows.filter(pl.col("event_id").is_null())["source_line"].to_list()
         ids = {number: content_id(line_at(number).strip()) for number in missing}
         rows = rows.with_columns(
             event_id=pl.coalesce(
@@ -675,36 +695,39 @@ def _classify(
                 pl.col("source_line").replace_strict(ids, default=None, return_dtype=pl.String),
             )
         )
+    # The usual block holds access events only: no filtering, no sign-ins, no rejects.
+    only_access = bool((rows["_kind"] == "access").all())
     rejects: list[pl.DataFrame] = []
-    access = rows.filter(pl.col("_kind") == "access").select(
-        *RAW_ACCESS_COLUMNS, "source_line", "parsed_time"
-    )
+    access = rows if only_access else rows.filter(pl.col("_kind") == "access")
     result.access, bad = normalise_access_frame(
-        access, source_format=FORMAT_NAME, source_file=source_file
+        access.select(*RAW_ACCESS_COLUMNS, "source_line", "parsed_time"),
+        source_format=FORMAT_NAME,
+        source_file=source_file,
     )
     rejects.append(bad)
-    signins = rows.filter(pl.col("_kind") == "signin").select(
-        *[
-            c if c != "device" else pl.col("workstation").alias("device")
-            for c in RAW_SIGNIN_COLUMNS
-            if c not in ("mfa_method",)
-        ],
-        pl.lit(None, dtype=pl.String).alias("mfa_method"),
-        "source_line",
-        "parsed_time",
-    )
-    result.signins, bad = normalise_signin_frame(
-        signins, source_format=FORMAT_NAME, source_file=source_file
-    )
-    rejects.append(bad)
-    rejects.append(
-        rows.filter(pl.col("_kind").is_in(["not-auditevent", "no-patient"])).select(
+    if not only_access:
+        signins = rows.filter(pl.col("_kind") == "signin").select(
+            *[
+                c if c != "device" else pl.col("workstation").alias("device")
+                for c in RAW_SIGNIN_COLUMNS
+                if c not in ("mfa_method",)
+            ],
+            pl.lit(None, dtype=pl.String).alias("mfa_method"),
             "source_line",
-            reason=pl.when(pl.col("_kind") == "not-auditevent")
-            .then(pl.lit("not an AuditEvent resource"))
-            .otherwise(pl.lit("no patient entity: not an access to a patient record")),
+            "parsed_time",
         )
-    )
+        result.signins, bad = normalise_signin_frame(
+            signins, source_format=FORMAT_NAME, source_file=source_file
+        )
+        rejects.append(bad)
+        rejects.append(
+            rows.filter(pl.col("_kind").is_in(["not-auditevent", "no-patient"])).select(
+                "source_line",
+                reason=pl.when(pl.col("_kind") == "not-auditevent")
+                .then(pl.lit("not an AuditEvent resource"))
+                .otherwise(pl.lit("no patient entity: not an access to a patient record")),
+            )
+        )
     for line, reason in pl.concat(rejects).iter_rows():
         result.quarantined.append(
             QuarantinedRecord(FORMAT_NAME, source_file, line, reason, decode_raw(line_at(line)))
@@ -712,17 +735,9 @@ def _classify(
     return result
 
 
-def _extract_block(
-    block: _Block, extractors: queue.SimpleQueue[_Extractor]
-) -> tuple[_Block, pl.DataFrame | None]:
-    """Count the lines of a block and extract it with whichever extractor is free."""
-    extractor = extractors.get()
-    try:
-        rows = extractor.run_file(block.path)
-    except (duckdb.InvalidInputException, duckdb.ConversionException):
-        rows = None
-    finally:
-        extractors.put(extractor)
+def _extract_block(block: _Block) -> tuple[_Block, pl.DataFrame | None]:
+    """Extract a block and count its lines (on a worker thread)."""
+    rows = block.extract()
     block.count_lines()
     return block, rows
 

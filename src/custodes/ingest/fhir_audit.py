@@ -144,7 +144,19 @@ def _first_code(concepts: str) -> str:
     )
 
 
-_ACTION_KEYS = ", ".join(f"'{k}'" for k in ACTION_CODES)
+_ACTION_KEYS = "[" + ", ".join(f"'{k}'" for k in ACTION_CODES) + "]"
+
+
+def _is_action_code(x: str) -> str:
+    """SQL: ``x`` is a known action code, in any case.
+
+    A position in a list, not ``IN (...)`` or ``list_contains``: DuckDB plans either
+    over this many constants as a join, evaluated for every row rather than only for
+    the rows a CASE branch reaches.
+    """
+    return f"list_position({_ACTION_KEYS}, lower({x})) IS NOT NULL"
+
+
 _PATIENT_ENTITY = (
     f"lambda e: {_is_patient_reference('e.what.reference')} "
     f"OR (e.role.code = '1' AND e.what.reference IS NULL AND e.what.identifier.value IS NOT NULL) "
@@ -153,34 +165,59 @@ _PATIENT_ENTITY = (
 _RESOURCE_ENTITY = (
     f"lambda e: {_has_type('e.what.reference')} AND NOT {_is_patient_reference('e.what.reference')}"
 )
+# Every code that may name the action, in order: subtypes, then type, then action.
+_CODES = (
+    "list_filter(list_concat(list_transform(subtype, lambda s: s.code), [type.code, action]), "
+    "lambda c: c IS NOT NULL)"
+)
+
+
+def _no_agent_coded(code: str) -> str:
+    """SQL: true when neither of at most two agents carries ``code`` as its only role.
+
+    The cheap test for the usual event (a user and a workstation, one role each); when
+    it fails the agents are searched in full.
+    """
+    return (
+        "(coalesce(len(agent), 0) <= 2 AND "
+        + " AND ".join(
+            f"coalesce(len(agent[{n}].type.coding), 0) <= 1 "
+            f"AND agent[{n}].type.coding[1].code IS DISTINCT FROM '{code}'"
+            for n in (1, 2)
+        )
+        + ")"
+    )
+
 
 # The one implementation of what an AuditEvent means (the module docstring, in SQL).
 # ``{source}`` is a ``read_ndjson`` over a chunk of lines; rows come out in line order.
 # Built from the constants above, never from input. References are parsed only for
-# the entities and agent chosen, which keeps the per-line cost low.
+# the entities and agent chosen, which keeps the per-line cost low. Each choice first
+# tries the usual place (the first agent, the first entity, the first subtype), so
+# lists are searched only for events shaped otherwise; the agent and entities chosen
+# are kept as positions, not copied out of their lists.
 _EXTRACT_SQL = f"""
 WITH u AS (
   SELECT *,
-    -- Each choice first tries the usual place (the first agent, the first entity), so
-    -- the list is searched only for events shaped otherwise.
-    CASE WHEN agent[1].requestor THEN agent[1]
-         ELSE coalesce(list_filter(agent, lambda a: coalesce(a.requestor, false))[1],
-                       list_filter(agent, lambda a: a.who IS NOT NULL)[1]) END AS _user,
-    CASE WHEN {_is_patient_reference("entity[1].what.reference")} THEN entity[1].what
-         ELSE list_filter(entity, {_PATIENT_ENTITY})[1].what END AS _patient,
+    CASE WHEN agent[1].requestor THEN 1
+         ELSE coalesce(list_position(list_transform(agent, lambda a: coalesce(a.requestor, false)), true),
+                       list_position(list_transform(agent, lambda a: a.who IS NOT NULL), true)) END AS _u,
+    CASE WHEN {_is_patient_reference("entity[1].what.reference")} THEN 1
+         ELSE list_position(list_transform(entity, {_PATIENT_ENTITY}), true) END AS _p,
     CASE WHEN {_is_patient_reference("entity[1].what.reference")}
               AND (entity[2].what.reference IS NULL OR ({_has_type("entity[2].what.reference")}
                    AND NOT {_is_patient_reference("entity[2].what.reference")}))
          THEN entity[2].what.reference
-         ELSE list_filter(entity, {_RESOURCE_ENTITY})[1].what.reference END AS _resource,
-    list_filter(list_concat(list_transform(subtype, lambda s: s.code), [type.code, action]),
-                lambda c: c IS NOT NULL) AS _codes
+         ELSE list_filter(entity, {_RESOURCE_ENTITY})[1].what.reference END AS _resource
   FROM {{source}}
 ),
 v AS (
   SELECT *,
-    CASE WHEN _patient.reference IS NULL THEN _patient.identifier.value
-         ELSE {_ref_id("_patient.reference")} END AS _patient_id
+    agent[_u].who AS _who,
+    agent[_u].network AS _network,
+    entity[_p].what.reference AS _patient_ref,
+    CASE WHEN entity[_p].what.reference IS NULL THEN entity[_p].what.identifier.value
+         ELSE {_ref_id("entity[_p].what.reference")} END AS _patient_id
   FROM u
 )
 SELECT
@@ -196,35 +233,42 @@ SELECT
             AND (ends_with(recorded, 'Z') OR substr(recorded, -6, 1) IN ('+', '-')
                  OR substr(recorded, -5, 1) IN ('+', '-'))
        THEN TRY_CAST(recorded AS TIMESTAMPTZ) END AS parsed_time,
-  CASE WHEN _user.who.reference IS NOT NULL THEN {_ref_id("_user.who.reference")}
-       ELSE coalesce(_user.who.identifier.value, _user.altId) END AS user_id,
+  CASE WHEN _who.reference IS NOT NULL THEN {_ref_id("_who.reference")}
+       ELSE coalesce(_who.identifier.value, agent[_u].altId) END AS user_id,
   _patient_id AS patient_id,
-  CASE WHEN lower(_codes[1]) IN ({_ACTION_KEYS}) THEN _codes[1]
-       ELSE coalesce(list_filter(_codes, lambda c: lower(c) IN ({_ACTION_KEYS}))[1], _codes[1]) END AS action,
+  CASE WHEN {_is_action_code("subtype[1].code")} THEN subtype[1].code
+       WHEN {_is_action_code(f"{_CODES}[1]")} THEN {_CODES}[1]
+       ELSE coalesce(list_filter({_CODES}, lambda c: {_is_action_code("c")})[1], {_CODES}[1])
+  END AS action,
   CASE WHEN _resource IS NOT NULL THEN {_ref_type("_resource")}
-       WHEN {_is_patient_reference("_patient.reference")} THEN 'Patient' END AS resource_type,
+       WHEN {_is_patient_reference("_patient_ref")} THEN 'Patient' END AS resource_type,
   CASE WHEN _resource IS NOT NULL THEN {_ref_id("_resource")}
-       WHEN {_is_patient_reference("_patient.reference")} THEN _patient_id END AS resource_id,
-  coalesce(
+       WHEN {_is_patient_reference("_patient_ref")} THEN _patient_id END AS resource_id,
+  CASE WHEN {_no_agent_coded("110150")} THEN coalesce(
+    source.observer.display,
+    CASE WHEN source.observer.reference IS NOT NULL THEN {_ref_id("source.observer.reference")} END,
+    list_filter(agent, lambda a: NOT coalesce(a.requestor, false)
+                                 AND {_has_code("a.type", "110153")})[1].who.display)
+  ELSE coalesce(
     list_filter(agent, lambda a: a.who IS NOT NULL AND {_has_code("a.type", "110150")})[1].who.display,
     source.observer.display,
     CASE WHEN source.observer.reference IS NOT NULL THEN {_ref_id("source.observer.reference")} END,
     list_filter(agent, lambda a: NOT coalesce(a.requestor, false)
-                                 AND {_has_code("a.type", "110153")})[1].who.display
-  ) AS application,
-  CASE WHEN _user.network.type = '2' THEN _user.network.address
-       ELSE coalesce(CASE WHEN {_is_ip_address("_user")} THEN _user.network.address END,
+                                 AND {_has_code("a.type", "110153")})[1].who.display)
+  END AS application,
+  CASE WHEN _network.type = '2' THEN _network.address
+       ELSE coalesce(CASE WHEN {_is_ip_address("agent[_u]")} THEN _network.address END,
                      list_filter(agent, lambda a: {_is_ip_address("a")})[1].network.address)
   END AS source_ip,
-  CASE WHEN _user.network.type = '1' THEN _user.network.address
+  CASE WHEN _network.type = '1' THEN _network.address
        WHEN agent[1].requestor AND len(agent) = 2 AND agent[1].network.type = '2'
             AND agent[2].network.type = '1' THEN agent[2].network.address
-       ELSE coalesce(CASE WHEN {_is_machine_name("_user")} THEN _user.network.address END,
+       ELSE coalesce(CASE WHEN {_is_machine_name("agent[_u]")} THEN _network.address END,
                      list_filter(agent, lambda a: {_is_machine_name("a")})[1].network.address)
   END AS workstation,
   outcome,
   CASE WHEN purposeOfEvent[1].coding[1].code IS NOT NULL THEN purposeOfEvent[1].coding[1].code
-       ELSE coalesce({_first_code("purposeOfEvent")}, {_first_code("_user.purposeOfUse")}) END
+       ELSE coalesce({_first_code("purposeOfEvent")}, {_first_code("agent[_u].purposeOfUse")}) END
     AS purpose_of_use,
   CAST(NULL AS VARCHAR) AS session_id,
   CASE WHEN type.code <> '{_USER_AUTHENTICATION}' THEN NULL

@@ -503,6 +503,24 @@ class _Block:
         os.close(self._fd)
 
 
+class _Blocks:
+    """The blocks of one read, in a private folder removed when closed or at exit."""
+
+    def __init__(self, count: int, capacity: int, threads: int) -> None:
+        folder = _scratch_folder()
+        self.blocks = [
+            _Block(os.path.join(folder, f"block-{n}.ndjson"), capacity, threads)
+            for n in range(count)
+        ]
+        self.close = weakref.finalize(self, _close_blocks, self.blocks, folder)
+
+
+def _close_blocks(blocks: list[_Block], folder: str) -> None:
+    for block in blocks:
+        block.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _read_into(handle: BinaryIO, view: memoryview) -> int:
     """Fill ``view`` from ``handle`` as far as the file goes; the number of bytes read."""
     done = 0
@@ -650,12 +668,8 @@ class FhirAuditEventReader(EventReader):
         uses an extractor of its own.
         """
         threads = max(1, (self.threads or os.cpu_count() or 1) // BLOCKS_IN_FLIGHT)
-        folder = _scratch_folder()
-        blocks = [
-            _Block(os.path.join(folder, f"block-{n}.ndjson"), CHUNK_BYTES, threads)
-            for n in range(BLOCKS_IN_FLIGHT + 1)
-        ]
-        free = deque(blocks)
+        files = _Blocks(BLOCKS_IN_FLIGHT + 1, CHUNK_BYTES, threads)
+        free = deque(files.blocks)
         offset = 0
         carry: bytes | None = b""  # None once the file is read to its end
         try:
@@ -684,9 +698,7 @@ class FhirAuditEventReader(EventReader):
                     yield result.rebased(offset)
                     offset += result.lines_read
         finally:
-            for block in blocks:
-                block.close()
-            shutil.rmtree(folder, ignore_errors=True)
+            files.close()
 
     def _read_document(self, path: Path, chunk_lines: int) -> Iterator[ChunkResult]:
         """A Bundle (collection, searchset, transaction, batch), a JSON array or one resource.

@@ -54,3 +54,19 @@ def test_duckdb_reads_the_archive(tmp_path: Path) -> None:
 
 def test_empty_archive_scans_empty(tmp_path: Path) -> None:
     assert ParquetArchive(tmp_path).scan_access_events().collect().height == 0
+
+
+def test_days_out_of_order_in_one_flush_land_in_their_own_days(tmp_path: Path) -> None:
+    archive = ParquetArchive(tmp_path)
+    for ids, day in [(["a"], 2), (["b", "c"], 1), (["d"], 2), (["e"], 3)]:
+        archive.write_access_events(_batch(ids, day))
+    assert archive.flush().access == 5
+    by_day = {
+        folder.name: pl.read_parquet(list(folder.glob("*.parquet")))["event_id"].to_list()
+        for folder in sorted((tmp_path / "access").iterdir())
+    }
+    assert by_day == {
+        "day=2026-11-01": ["b", "c"],
+        "day=2026-11-02": ["a", "d"],
+        "day=2026-11-03": ["e"],
+    }

@@ -113,3 +113,23 @@ def test_recorded_must_be_an_instant_with_an_offset(tmp_path: Path) -> None:
     times = dict(zip(access["event_id"], access["time"], strict=True))
     assert times["e2"] == datetime(2026, 5, 1, 8, tzinfo=UTC)
     assert times["e3"] == datetime(2026, 5, 1, 15, 0, 0, 500000, tzinfo=UTC)
+
+
+def test_blocks_take_long_lines_gzip_and_an_open_last_line(tmp_path: Path, monkeypatch) -> None:
+    import gzip
+
+    monkeypatch.setattr(fhir_audit, "CHUNK_BYTES", 2048)  # about two lines a block
+    lines = _lines(40)
+    long = orjson.loads(lines[7])
+    long["agent"][0]["who"]["display"] = "x" * 10_000  # longer than a block: it grows
+    lines[7] = orjson.dumps(long) + b"\n"
+    lines[-1] = lines[-1].rstrip(b"\n")  # no newline after the last line
+    plain = tmp_path / "blocks.ndjson"
+    plain.write_bytes(b"".join(lines))
+    packed = tmp_path / "blocks.ndjson.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    for path in (plain, packed):
+        access, rejects, read = _read(path)
+        assert not rejects and read == 40
+        assert access["event_id"].to_list() == [f"e{i}" for i in range(40)]
+        assert access["source_line"].to_list() == list(range(1, 41))

@@ -20,8 +20,8 @@ access to a patient record, and goes to the quarantine with that reason.
 
 from __future__ import annotations
 
+import mmap
 import os
-import queue
 import shutil
 import tempfile
 import weakref
@@ -29,9 +29,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import msgspec
+import numpy as np
 import orjson
 import polars as pl
 
@@ -142,7 +144,19 @@ def _first_code(concepts: str) -> str:
     )
 
 
-_ACTION_KEYS = ", ".join(f"'{k}'" for k in ACTION_CODES)
+_ACTION_KEYS = "[" + ", ".join(f"'{k}'" for k in ACTION_CODES) + "]"
+
+
+def _is_action_code(x: str) -> str:
+    """SQL: ``x`` is a known action code, in any case.
+
+    A position in a list, not ``IN (...)`` or ``list_contains``: DuckDB plans either
+    over this many constants as a join, evaluated for every row rather than only for
+    the rows a CASE branch reaches.
+    """
+    return f"list_position({_ACTION_KEYS}, lower({x})) IS NOT NULL"
+
+
 _PATIENT_ENTITY = (
     f"lambda e: {_is_patient_reference('e.what.reference')} "
     f"OR (e.role.code = '1' AND e.what.reference IS NULL AND e.what.identifier.value IS NOT NULL) "
@@ -151,34 +165,59 @@ _PATIENT_ENTITY = (
 _RESOURCE_ENTITY = (
     f"lambda e: {_has_type('e.what.reference')} AND NOT {_is_patient_reference('e.what.reference')}"
 )
+# Every code that may name the action, in order: subtypes, then type, then action.
+_CODES = (
+    "list_filter(list_concat(list_transform(subtype, lambda s: s.code), [type.code, action]), "
+    "lambda c: c IS NOT NULL)"
+)
+
+
+def _no_agent_coded(code: str) -> str:
+    """SQL: true when neither of at most two agents carries ``code`` as its only role.
+
+    The cheap test for the usual event (a user and a workstation, one role each); when
+    it fails the agents are searched in full.
+    """
+    return (
+        "(coalesce(len(agent), 0) <= 2 AND "
+        + " AND ".join(
+            f"coalesce(len(agent[{n}].type.coding), 0) <= 1 "
+            f"AND agent[{n}].type.coding[1].code IS DISTINCT FROM '{code}'"
+            for n in (1, 2)
+        )
+        + ")"
+    )
+
 
 # The one implementation of what an AuditEvent means (the module docstring, in SQL).
 # ``{source}`` is a ``read_ndjson`` over a chunk of lines; rows come out in line order.
 # Built from the constants above, never from input. References are parsed only for
-# the entities and agent chosen, which keeps the per-line cost low.
+# the entities and agent chosen, which keeps the per-line cost low. Each choice first
+# tries the usual place (the first agent, the first entity, the first subtype), so
+# lists are searched only for events shaped otherwise; the agent and entities chosen
+# are kept as positions, not copied out of their lists.
 _EXTRACT_SQL = f"""
 WITH u AS (
   SELECT *,
-    -- Each choice first tries the usual place (the first agent, the first entity), so
-    -- the list is searched only for events shaped otherwise.
-    CASE WHEN agent[1].requestor THEN agent[1]
-         ELSE coalesce(list_filter(agent, lambda a: coalesce(a.requestor, false))[1],
-                       list_filter(agent, lambda a: a.who IS NOT NULL)[1]) END AS _user,
-    CASE WHEN {_is_patient_reference("entity[1].what.reference")} THEN entity[1].what
-         ELSE list_filter(entity, {_PATIENT_ENTITY})[1].what END AS _patient,
+    CASE WHEN agent[1].requestor THEN 1
+         ELSE coalesce(list_position(list_transform(agent, lambda a: coalesce(a.requestor, false)), true),
+                       list_position(list_transform(agent, lambda a: a.who IS NOT NULL), true)) END AS _u,
+    CASE WHEN {_is_patient_reference("entity[1].what.reference")} THEN 1
+         ELSE list_position(list_transform(entity, {_PATIENT_ENTITY}), true) END AS _p,
     CASE WHEN {_is_patient_reference("entity[1].what.reference")}
               AND (entity[2].what.reference IS NULL OR ({_has_type("entity[2].what.reference")}
                    AND NOT {_is_patient_reference("entity[2].what.reference")}))
          THEN entity[2].what.reference
-         ELSE list_filter(entity, {_RESOURCE_ENTITY})[1].what.reference END AS _resource,
-    list_filter(list_concat(list_transform(subtype, lambda s: s.code), [type.code, action]),
-                lambda c: c IS NOT NULL) AS _codes
+         ELSE list_filter(entity, {_RESOURCE_ENTITY})[1].what.reference END AS _resource
   FROM {{source}}
 ),
 v AS (
   SELECT *,
-    CASE WHEN _patient.reference IS NULL THEN _patient.identifier.value
-         ELSE {_ref_id("_patient.reference")} END AS _patient_id
+    agent[_u].who AS _who,
+    agent[_u].network AS _network,
+    entity[_p].what.reference AS _patient_ref,
+    CASE WHEN entity[_p].what.reference IS NULL THEN entity[_p].what.identifier.value
+         ELSE {_ref_id("entity[_p].what.reference")} END AS _patient_id
   FROM u
 )
 SELECT
@@ -194,35 +233,42 @@ SELECT
             AND (ends_with(recorded, 'Z') OR substr(recorded, -6, 1) IN ('+', '-')
                  OR substr(recorded, -5, 1) IN ('+', '-'))
        THEN TRY_CAST(recorded AS TIMESTAMPTZ) END AS parsed_time,
-  CASE WHEN _user.who.reference IS NOT NULL THEN {_ref_id("_user.who.reference")}
-       ELSE coalesce(_user.who.identifier.value, _user.altId) END AS user_id,
+  CASE WHEN _who.reference IS NOT NULL THEN {_ref_id("_who.reference")}
+       ELSE coalesce(_who.identifier.value, agent[_u].altId) END AS user_id,
   _patient_id AS patient_id,
-  CASE WHEN lower(_codes[1]) IN ({_ACTION_KEYS}) THEN _codes[1]
-       ELSE coalesce(list_filter(_codes, lambda c: lower(c) IN ({_ACTION_KEYS}))[1], _codes[1]) END AS action,
+  CASE WHEN {_is_action_code("subtype[1].code")} THEN subtype[1].code
+       WHEN {_is_action_code(f"{_CODES}[1]")} THEN {_CODES}[1]
+       ELSE coalesce(list_filter({_CODES}, lambda c: {_is_action_code("c")})[1], {_CODES}[1])
+  END AS action,
   CASE WHEN _resource IS NOT NULL THEN {_ref_type("_resource")}
-       WHEN {_is_patient_reference("_patient.reference")} THEN 'Patient' END AS resource_type,
+       WHEN {_is_patient_reference("_patient_ref")} THEN 'Patient' END AS resource_type,
   CASE WHEN _resource IS NOT NULL THEN {_ref_id("_resource")}
-       WHEN {_is_patient_reference("_patient.reference")} THEN _patient_id END AS resource_id,
-  coalesce(
+       WHEN {_is_patient_reference("_patient_ref")} THEN _patient_id END AS resource_id,
+  CASE WHEN {_no_agent_coded("110150")} THEN coalesce(
+    source.observer.display,
+    CASE WHEN source.observer.reference IS NOT NULL THEN {_ref_id("source.observer.reference")} END,
+    list_filter(agent, lambda a: NOT coalesce(a.requestor, false)
+                                 AND {_has_code("a.type", "110153")})[1].who.display)
+  ELSE coalesce(
     list_filter(agent, lambda a: a.who IS NOT NULL AND {_has_code("a.type", "110150")})[1].who.display,
     source.observer.display,
     CASE WHEN source.observer.reference IS NOT NULL THEN {_ref_id("source.observer.reference")} END,
     list_filter(agent, lambda a: NOT coalesce(a.requestor, false)
-                                 AND {_has_code("a.type", "110153")})[1].who.display
-  ) AS application,
-  CASE WHEN _user.network.type = '2' THEN _user.network.address
-       ELSE coalesce(CASE WHEN {_is_ip_address("_user")} THEN _user.network.address END,
+                                 AND {_has_code("a.type", "110153")})[1].who.display)
+  END AS application,
+  CASE WHEN _network.type = '2' THEN _network.address
+       ELSE coalesce(CASE WHEN {_is_ip_address("agent[_u]")} THEN _network.address END,
                      list_filter(agent, lambda a: {_is_ip_address("a")})[1].network.address)
   END AS source_ip,
-  CASE WHEN _user.network.type = '1' THEN _user.network.address
+  CASE WHEN _network.type = '1' THEN _network.address
        WHEN agent[1].requestor AND len(agent) = 2 AND agent[1].network.type = '2'
             AND agent[2].network.type = '1' THEN agent[2].network.address
-       ELSE coalesce(CASE WHEN {_is_machine_name("_user")} THEN _user.network.address END,
+       ELSE coalesce(CASE WHEN {_is_machine_name("agent[_u]")} THEN _network.address END,
                      list_filter(agent, lambda a: {_is_machine_name("a")})[1].network.address)
   END AS workstation,
   outcome,
   CASE WHEN purposeOfEvent[1].coding[1].code IS NOT NULL THEN purposeOfEvent[1].coding[1].code
-       ELSE coalesce({_first_code("purposeOfEvent")}, {_first_code("_user.purposeOfUse")}) END
+       ELSE coalesce({_first_code("purposeOfEvent")}, {_first_code("agent[_u].purposeOfUse")}) END
     AS purpose_of_use,
   CAST(NULL AS VARCHAR) AS session_id,
   CASE WHEN type.code <> '{_USER_AUTHENTICATION}' THEN NULL
@@ -309,50 +355,181 @@ def _why_unreadable(line: bytes) -> str | None:
     return None
 
 
-class _Extractor:
-    """A DuckDB connection with the extraction prepared over one private scratch file.
+def _scratch_folder() -> str:
+    """A private folder (mode 0700: blocks hold PHI), memory-backed when the system has it."""
+    shm = "/dev/shm"  # noqa: S108 - a private mkdtemp folder inside it, mode 0700
+    shm = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    return tempfile.mkdtemp(prefix="custodes-", dir=shm)
 
-    The query is prepared once, before any block is in the file, and executed for each
-    block. Planned over an empty file, DuckDB scans each block on one thread; with two
-    blocks in flight on two cores that measured faster end to end than planning every
-    block afresh (benchmarks/RESULTS.md). The scratch folder is created 0700 (blocks
-    hold PHI) and removed when the extractor is closed or collected.
+
+def _source_sql(path: str) -> str:
+    escaped = path.replace("'", "''")
+    return (
+        f"read_ndjson('{escaped}', columns={_COLUMNS_SQL}, format='newline_delimited', "
+        "records='true', maximum_object_size=67108864)"
+    )
+
+
+class _Extractor:
+    """A DuckDB connection with the extraction prepared over one scratch file.
+
+    The query is prepared once, over the file empty or holding the first block, and
+    executed for each block or list of lines put in the file. Planned over an empty
+    file, DuckDB scans each block on one thread; with two blocks in flight on two
+    cores that measured faster end to end than planning every block afresh
+    (benchmarks/RESULTS.md).
     """
 
-    def __init__(self, threads: int) -> None:
-        # Memory-backed when the system has it: the chunk is written and read once.
-        shm = "/dev/shm"  # noqa: S108 - a private mkdtemp folder inside it, mode 0700
-        shm = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-        self.scratch = tempfile.mkdtemp(prefix="custodes-", dir=shm)
-        self.path = os.path.join(self.scratch, "chunk.ndjson")
-        open(self.path, "wb").close()
+    def __init__(self, threads: int, path: str) -> None:
+        self.path = path
         self.connection = duckdb.connect()
         self.connection.execute(f"SET threads = {int(threads)}")
         self.connection.execute("SET TimeZone = 'UTC'")  # instants come back in UTC
-        escaped = self.path.replace("'", "''")
-        source = (
-            f"read_ndjson('{escaped}', columns={_COLUMNS_SQL}, format='newline_delimited', "
-            "records='true', maximum_object_size=67108864)"
-        )
         self.connection.execute(
-            "PREPARE extract_audit_events AS " + _EXTRACT_SQL.replace("{source}", source)
+            "PREPARE extract_audit_events AS " + _EXTRACT_SQL.replace("{source}", _source_sql(path))
         )
-        self.close = weakref.finalize(self, _close_extractor, self.connection, self.scratch)
 
-    def run(self, lines: Sequence[bytes] | bytes) -> pl.DataFrame:
-        """Extract from lines, or from a block of whole lines as one bytes object."""
-        with open(self.path, "wb") as handle:
-            if isinstance(lines, bytes):
-                handle.write(lines)
-            else:
-                handle.writelines(line if line.endswith(b"\n") else line + b"\n" for line in lines)
+    def run(self) -> pl.DataFrame:
+        """Extract from what the file holds now."""
         table = self.connection.sql("EXECUTE extract_audit_events").to_arrow_table()
         return pl.from_arrow(table)  # type: ignore[return-value]
 
+    def close(self) -> None:
+        self.connection.close()
 
-def _close_extractor(connection: duckdb.DuckDBPyConnection, scratch: str) -> None:
-    connection.close()
+
+class _LineExtractor:
+    """An extractor over a private scratch file, for lines handed over as a list.
+
+    The scratch folder is created 0700 (lines hold PHI) and removed when the extractor
+    is closed or collected.
+    """
+
+    def __init__(self, threads: int) -> None:
+        scratch = _scratch_folder()
+        path = os.path.join(scratch, "chunk.ndjson")
+        open(path, "wb").close()
+        self.extractor = _Extractor(threads, path)
+        self.close = weakref.finalize(self, _close_extractor, self.extractor, scratch)
+
+    def run(self, lines: Sequence[bytes]) -> pl.DataFrame:
+        with open(self.extractor.path, "wb") as handle:
+            handle.writelines(line if line.endswith(b"\n") else line + b"\n" for line in lines)
+        return self.extractor.run()
+
+
+def _close_extractor(extractor: _Extractor, scratch: str) -> None:
+    extractor.close()
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _Block:
+    """A scratch file mapped into memory, reused for block after block of whole lines.
+
+    The mapping is the buffer: a block is read from the source straight into it, and
+    DuckDB reads the file. Each block is copied once on its way in, not into a bytes
+    object, then a longer one to complete its last line, then a fresh scratch file,
+    and its pages are allocated once rather than for every block. The block keeps its
+    own DuckDB connection, prepared over its file the first time it is extracted (on
+    a worker thread). The line count (numpy, off the GIL) tells whether DuckDB
+    returned a row for every line.
+    """
+
+    def __init__(self, path: str, capacity: int, threads: int) -> None:
+        self.path = path
+        self.size = 0
+        self.lines = 0
+        self.threads = threads
+        self._extractor: _Extractor | None = None
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(self._fd, capacity)
+        self._map = mmap.mmap(self._fd, capacity)
+        self.capacity = capacity
+
+    def fill(self, handle: BinaryIO, carry: bytes) -> bytes:
+        """Read ``carry`` and then whole lines from ``handle``; return the incomplete rest.
+
+        ``size`` is 0 once the file is done. A line longer than the block is read whole
+        and the block grows to hold it.
+        """
+        if self.size < self.capacity:
+            os.ftruncate(self._fd, self.capacity)  # the file was cut to the last block's size
+        with memoryview(self._map) as view:
+            view[: len(carry)] = carry
+            size = len(carry) + _read_into(handle, view[len(carry) :])
+        carry = b""
+        if size == self.capacity:  # more may follow: keep back the line not yet complete
+            end = self._map.rfind(b"\n", 0, size) + 1
+            if end == 0:
+                rest = handle.readline()
+                self._map.resize(size + len(rest))
+                self._map[size:] = rest
+                self.capacity = end = size = size + len(rest)
+            carry = self._map[end:size]
+            size = end
+        self.size = size
+        os.ftruncate(self._fd, size)  # DuckDB reads exactly this block
+        return carry
+
+    def extract(self) -> pl.DataFrame | None:
+        """The extracted rows, or None when DuckDB cannot read the block whole."""
+        if self._extractor is None:
+            self._extractor = _Extractor(self.threads, self.path)
+        try:
+            return self._extractor.run()
+        except (duckdb.InvalidInputException, duckdb.ConversionException):
+            return None
+
+    def count_lines(self) -> int:
+        """Count the lines of the block (the last may lack its newline) into ``lines``."""
+        data = np.frombuffer(self._map, dtype=np.uint8, count=self.size)
+        step = 1 << 20  # slices that stay in cache
+        newlines = sum(
+            int(np.count_nonzero(data[i : i + step] == 10)) for i in range(0, self.size, step)
+        )
+        ends_open = self.size > 0 and data[self.size - 1] != 10
+        del data  # the mapping cannot be resized or closed while numpy holds it
+        self.lines = newlines + int(ends_open)
+        return self.lines
+
+    def data(self) -> bytes:
+        """A copy of the block, for the rare paths that need its lines in Python."""
+        return self._map[: self.size]
+
+    def close(self) -> None:
+        if self._extractor is not None:
+            self._extractor.close()
+        self._map.close()
+        os.close(self._fd)
+
+
+class _Blocks:
+    """The blocks of one read, in a private folder removed when closed or at exit."""
+
+    def __init__(self, count: int, capacity: int, threads: int) -> None:
+        folder = _scratch_folder()
+        self.blocks = [
+            _Block(os.path.join(folder, f"block-{n}.ndjson"), capacity, threads)
+            for n in range(count)
+        ]
+        self.close = weakref.finalize(self, _close_blocks, self.blocks, folder)
+
+
+def _close_blocks(blocks: list[_Block], folder: str) -> None:
+    for block in blocks:
+        block.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _read_into(handle: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``handle`` as far as the file goes; the number of bytes read."""
+    done = 0
+    while done < len(view):
+        count = handle.readinto(view[done:])
+        if not count:
+            break
+        done += count
+    return done
 
 
 class FhirAuditEventReader(EventReader):
@@ -367,7 +544,7 @@ class FhirAuditEventReader(EventReader):
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
-        self._extractor: _Extractor | None = None
+        self._extractor: _LineExtractor | None = None
 
     def __getstate__(self) -> dict:
         return {"threads": self.threads, "_extractor": None}  # a connection does not pickle
@@ -378,9 +555,9 @@ class FhirAuditEventReader(EventReader):
             self._extractor.close()
             self._extractor = None
 
-    def _extract(self, lines: Sequence[bytes] | bytes) -> pl.DataFrame:
+    def _extract(self, lines: Sequence[bytes]) -> pl.DataFrame:
         if self._extractor is None:
-            self._extractor = _Extractor(self.threads or os.cpu_count() or 1)
+            self._extractor = _LineExtractor(self.threads or os.cpu_count() or 1)
         return self._extractor.run(lines)
 
     def parse_lines(self, lines: Sequence[bytes], source_file: str) -> ChunkResult:
@@ -399,7 +576,7 @@ class FhirAuditEventReader(EventReader):
         return result
 
     def _finish_block(
-        self, data: bytes, count: int, rows: pl.DataFrame | None, source_file: str
+        self, block: _Block, rows: pl.DataFrame | None, source_file: str
     ) -> ChunkResult:
         """Validate a block DuckDB read whole, or send it line by line through ``parse_lines``.
 
@@ -407,8 +584,9 @@ class FhirAuditEventReader(EventReader):
         numbered by position; otherwise, or when it could not read the block whole, the
         block is split into lines and each is read or quarantined on its own.
         """
+        count = block.lines
         if rows is None or rows.height != count:
-            result = self.parse_lines(data.splitlines(keepends=True), source_file)
+            result = self.parse_lines(block.data().splitlines(keepends=True), source_file)
         else:
             rows = rows.with_columns(
                 source_line=pl.int_range(1, count + 1, dtype=pl.Int64, eager=True)
@@ -417,12 +595,12 @@ class FhirAuditEventReader(EventReader):
 
             def line_at(number: int) -> bytes:  # split only when a reject needs its raw text
                 if not split:
-                    split.extend(data.splitlines())
+                    split.extend(block.data().splitlines())
                 return split[number - 1]
 
             result = _classify(rows, source_file, line_at)
         result.lines_read = count
-        result.bytes_read = len(data)
+        result.bytes_read = block.size
         return result
 
     def _extract_all(
@@ -485,38 +663,42 @@ class FhirAuditEventReader(EventReader):
     def _read_blocks(self, path: Path) -> Iterator[ChunkResult]:
         """NDJSON in blocks: two are parsed by DuckDB while the one before is stored.
 
-        Each block in flight has its own DuckDB connection and scratch file, so blocks
-        never share one; the line-by-line path keeps a third.
+        ``BLOCKS_IN_FLIGHT + 1`` blocks, each with its own file and DuckDB connection, are
+        reused in turn: two being parsed, the oldest being stored. The line-by-line path
+        uses an extractor of its own.
         """
         threads = max(1, (self.threads or os.cpu_count() or 1) // BLOCKS_IN_FLIGHT)
-        extractors: queue.SimpleQueue[_Extractor] = queue.SimpleQueue()
-        owned = [_Extractor(threads) for _ in range(BLOCKS_IN_FLIGHT)]
-        for extractor in owned:
-            extractors.put(extractor)
+        files = _Blocks(BLOCKS_IN_FLIGHT + 1, CHUNK_BYTES, threads)
+        free = deque(files.blocks)
         offset = 0
+        carry: bytes | None = b""  # None once the file is read to its end
         try:
             with open_source(path) as handle, ThreadPoolExecutor(BLOCKS_IN_FLIGHT) as pool:
                 pending: deque = deque()
 
                 def submit() -> None:
-                    data = handle.read(CHUNK_BYTES)
-                    if not data:
+                    nonlocal carry
+                    if carry is None:
                         return
-                    if not data.endswith(b"\n"):
-                        data += handle.readline()
-                    pending.append(pool.submit(_extract_block, data, extractors))
+                    block = free.popleft()
+                    carry = block.fill(handle, carry)
+                    if block.size == 0:
+                        carry = None
+                        free.append(block)
+                        return
+                    pending.append(pool.submit(_extract_block, block))
 
                 for _ in range(BLOCKS_IN_FLIGHT):
                     submit()
                 while pending:
-                    data, count, rows = pending.popleft().result()
+                    block, rows = pending.popleft().result()
                     submit()
-                    result = self._finish_block(data, count, rows, path.name)
+                    result = self._finish_block(block, rows, path.name)
+                    free.append(block)
                     yield result.rebased(offset)
                     offset += result.lines_read
         finally:
-            for extractor in owned:
-                extractor.close()
+            files.close()
 
     def _read_document(self, path: Path, chunk_lines: int) -> Iterator[ChunkResult]:
         """A Bundle (collection, searchset, transaction, batch), a JSON array or one resource.
@@ -558,8 +740,10 @@ def _classify(
     result = ChunkResult()
     if rows is None:
         return result
-    missing = rows.filter(pl.col("event_id").is_null())["source_line"].to_list()
-    if missing:  # a stable id from the line's bytes, so re-reading adds nothing
+    if rows[
+        "event_id"
+    ].null_count():  # a stable id from the line's bytes, so re-reading adds nothing
+        missing = rows.filter(pl.col("event_id").is_null())["source_line"].to_list()
         ids = {number: content_id(line_at(number).strip()) for number in missing}
         rows = rows.with_columns(
             event_id=pl.coalesce(
@@ -567,36 +751,39 @@ def _classify(
                 pl.col("source_line").replace_strict(ids, default=None, return_dtype=pl.String),
             )
         )
+    # The usual block holds access events only: no filtering, no sign-ins, no rejects.
+    only_access = bool((rows["_kind"] == "access").all())
     rejects: list[pl.DataFrame] = []
-    access = rows.filter(pl.col("_kind") == "access").select(
-        *RAW_ACCESS_COLUMNS, "source_line", "parsed_time"
-    )
+    access = rows if only_access else rows.filter(pl.col("_kind") == "access")
     result.access, bad = normalise_access_frame(
-        access, source_format=FORMAT_NAME, source_file=source_file
+        access.select(*RAW_ACCESS_COLUMNS, "source_line", "parsed_time"),
+        source_format=FORMAT_NAME,
+        source_file=source_file,
     )
     rejects.append(bad)
-    signins = rows.filter(pl.col("_kind") == "signin").select(
-        *[
-            c if c != "device" else pl.col("workstation").alias("device")
-            for c in RAW_SIGNIN_COLUMNS
-            if c not in ("mfa_method",)
-        ],
-        pl.lit(None, dtype=pl.String).alias("mfa_method"),
-        "source_line",
-        "parsed_time",
-    )
-    result.signins, bad = normalise_signin_frame(
-        signins, source_format=FORMAT_NAME, source_file=source_file
-    )
-    rejects.append(bad)
-    rejects.append(
-        rows.filter(pl.col("_kind").is_in(["not-auditevent", "no-patient"])).select(
+    if not only_access:
+        signins = rows.filter(pl.col("_kind") == "signin").select(
+            *[
+                c if c != "device" else pl.col("workstation").alias("device")
+                for c in RAW_SIGNIN_COLUMNS
+                if c not in ("mfa_method",)
+            ],
+            pl.lit(None, dtype=pl.String).alias("mfa_method"),
             "source_line",
-            reason=pl.when(pl.col("_kind") == "not-auditevent")
-            .then(pl.lit("not an AuditEvent resource"))
-            .otherwise(pl.lit("no patient entity: not an access to a patient record")),
+            "parsed_time",
         )
-    )
+        result.signins, bad = normalise_signin_frame(
+            signins, source_format=FORMAT_NAME, source_file=source_file
+        )
+        rejects.append(bad)
+        rejects.append(
+            rows.filter(pl.col("_kind").is_in(["not-auditevent", "no-patient"])).select(
+                "source_line",
+                reason=pl.when(pl.col("_kind") == "not-auditevent")
+                .then(pl.lit("not an AuditEvent resource"))
+                .otherwise(pl.lit("no patient entity: not an access to a patient record")),
+            )
+        )
     for line, reason in pl.concat(rejects).iter_rows():
         result.quarantined.append(
             QuarantinedRecord(FORMAT_NAME, source_file, line, reason, decode_raw(line_at(line)))
@@ -604,22 +791,11 @@ def _classify(
     return result
 
 
-def _extract_block(
-    data: bytes, extractors: queue.SimpleQueue[_Extractor]
-) -> tuple[bytes, int, pl.DataFrame | None]:
-    """Count the lines of a block and extract it with whichever extractor is free."""
-    extractor = extractors.get()
-    try:
-        rows = extractor.run(data)
-    except (duckdb.InvalidInputException, duckdb.ConversionException):
-        rows = None
-    finally:
-        extractors.put(extractor)
-    return data, _line_count(data), rows
-
-
-def _line_count(data: bytes) -> int:
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+def _extract_block(block: _Block) -> tuple[_Block, pl.DataFrame | None]:
+    """Extract a block and count its lines (on a worker thread)."""
+    rows = block.extract()
+    block.count_lines()
+    return block, rows
 
 
 def _is_single_document(path: Path) -> bool:

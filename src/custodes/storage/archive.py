@@ -15,6 +15,7 @@ one part of ingestion that grows with the input.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -56,7 +57,7 @@ class _Partitioned:
             frame = frame.unique("event_id", keep="first", maintain_order=True)
         self.buffer, self.buffered = [], 0
         frame = frame.with_columns(pl.col("time").dt.date().alias("_day"))
-        for (day,), part in frame.partition_by("_day", as_dict=True, maintain_order=True).items():
+        for day, part in _by_day(frame):
             seen = self._seen(day)
             fresh = part.filter(~pl.col("event_id").is_in(seen.implode())).drop("_day")
             if fresh.is_empty():
@@ -88,6 +89,23 @@ class _Partitioned:
         if not files:
             return pl.LazyFrame(schema=self.schema)
         return pl.scan_parquet(files)
+
+
+def _by_day(frame: pl.DataFrame) -> Iterator[tuple[date, pl.DataFrame]]:
+    """The rows of each day (``_day``), in order of first appearance, each in row order.
+
+    A log in time order holds each day as one run of rows, taken as a slice without
+    copying; otherwise the rows are gathered by day.
+    """
+    days = frame["_day"]
+    if days.is_sorted():
+        start = 0
+        for length, day in days.rle().struct.unnest().iter_rows():
+            yield day, frame.slice(start, length)
+            start += length
+        return
+    for (day,), part in frame.partition_by("_day", as_dict=True, maintain_order=True).items():
+        yield day, part
 
 
 class ParquetArchive:

@@ -126,7 +126,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="CSV parser processes (CUSTODES_INGEST_WORKERS; 1, the default, reads in-process)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is shown")
     args = parser.parse_args()
     small = max(1, args.events // 4)

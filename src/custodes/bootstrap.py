@@ -137,7 +137,21 @@ class Settings(BaseSettings):
         description="First token of every subject: PREFIX.access.<partition> for accesses, "
         "PREFIX.events.signin.<partition> for sign-ins.",
     )
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        description="Processes for CPU-bound Python work: audit-log verification spans, "
+        "vault import planning.",
+    )
+    ingest_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Parser processes for CSV access logs. 1 reads in-process, where "
+        "Polars already splits each chunk on every core; on a 2-core machine worker "
+        "processes were slower (benchmarks/RESULTS.md, Ingest rate).",
+    )
     event_stores: tuple[str, ...] = Field(
         default=EVENT_STORES, description="Where accepted events go: archive, database or both."
     )
@@ -465,7 +479,7 @@ class Custodes:
             QuarantineStore(engine, self.data_dir / "quarantine", run_id),
             fmt=fmt,
             mapping=CsvMapping.load(mapping) if mapping else None,
-            workers=workers or self.settings.workers,
+            workers=workers or self.settings.ingest_workers,
             progress=progress,
         )
         runs.finish(run_id, self.clock.now(), **report.as_json())

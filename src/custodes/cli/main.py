@@ -148,7 +148,8 @@ def ingest_events(
     workers: Annotated[
         int | None,
         typer.Option(
-            "--workers", min=1, help="Parser processes for CSV (FHIR uses DuckDB threads)."
+            "--workers", min=1, help="Parser processes for CSV (default CUSTODES_INGEST_WORKERS, "
+            "1: in-process on every core; FHIR uses DuckDB threads)."
         ),
     ] = None,
     as_json: JsonOpt = False,

@@ -69,6 +69,10 @@ CASE_SCHEMA: dict[str, pl.DataType] = {
 }  # fmt: skip
 CASE_COLUMNS = tuple(CASE_SCHEMA)
 
+#: The longest a case runs: an alert this long after its case's first alert opens the
+#: next case, however steadily the user keeps alerting.
+MAX_CASE_SPAN = timedelta(days=1)
+
 #: Between the lines of a story while it is built (no line holds it).
 STORY_SEPARATOR = "\x1f"
 
@@ -297,7 +301,7 @@ def _correlate_subject(
     starts = (pl.col(key) != pl.col(key).shift()).fill_null(True) | (
         pl.col("time").diff() > pl.lit(gap)
     ).fill_null(True)
-    rows = rows.with_columns(group=starts.cum_sum().cast(pl.Int64))
+    rows = _with_longest_span(rows.with_columns(group=starts.cum_sum().cast(pl.Int64)))
     if subject == "patient":
         # A patient case exists only where a patient rule fires: drop at once the many
         # groups where none could (too few alerts, users or stages in all).
@@ -360,6 +364,35 @@ def _correlate_subject(
     table = _shape_cases(buckets, subject, rules, offences)
     assignment = buckets.select("alert_id", "case_id").explode("alert_id")
     return table, assignment, merged
+
+
+def _with_longest_span(rows: pl.DataFrame) -> pl.DataFrame:
+    """Split the groups longer than ``MAX_CASE_SPAN``: an alert that comes that long or
+    more after its case's first alert opens the next case, whatever the gap.
+
+    So a user who keeps alerting all week makes a case a day, not one that never ends.
+    Each case's start anchors the next, so it is worked out in order, and only for the
+    few groups that are that long; the case book hands it a stored case's first alert,
+    so a stream splits where a batch of everything does.
+    """
+    span = pl.col("time").max().over("group") - pl.col("time").min().over("group")
+    long = rows.select(span >= pl.lit(MAX_CASE_SPAN)).to_series()
+    if not long.any():
+        return rows
+    picked = rows.filter(long).select("group", "time")
+    limit = MAX_CASE_SPAN
+    pieces, piece, last_group, anchor = [], 0, None, None
+    for group, time in picked.iter_rows():
+        if group != last_group or time - anchor >= limit:
+            piece, last_group, anchor = piece + 1, group, time
+        pieces.append(piece)
+    # Every piece becomes a group of its own, numbered after the existing groups.
+    top = rows["group"].max()
+    assert isinstance(top, int)
+    split = pl.Series(pieces, dtype=pl.Int64) + top
+    regrouped = rows["group"].scatter(long.arg_true(), split)
+    renumbered = (regrouped != regrouped.shift()).fill_null(True).cum_sum().cast(pl.Int64)
+    return rows.with_columns(group=renumbered)
 
 
 def _could_fire(rule: CorrelationRule) -> pl.Expr:

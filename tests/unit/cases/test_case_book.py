@@ -254,3 +254,17 @@ def test_the_least_sure_order_reads_the_ranker_probability(store) -> None:
     assert [c.user_id for c in least_sure] == ["torn", "none", "sure"]
     assert [c.uncertainty for c in least_sure] == [0.96, 0.96, 0.02]
     assert CaseBook.describe(least_sure[0])["probability"] == 0.52
+
+
+def test_a_day_long_story_splits_alike_a_batch_at_a_time_or_all_at_once(store, clock) -> None:
+    rows = [alert(f"d{i}", 50 * i, user="d", patient=f"dp{i}") for i in range(60)]
+    at_once = CaseBook(MemoryCaseStore(), clock)
+    at_once.record(frame(rows))
+    one_by_one = CaseBook(store, clock)
+    for row in rows:
+        one_by_one.record(frame([row]))
+
+    def shape(book):
+        return sorted((c.case_id, c.alert_count) for c in book.queue(limit=100))
+
+    assert shape(one_by_one) == shape(at_once) and len(shape(at_once)) == 3

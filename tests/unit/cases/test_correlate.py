@@ -231,3 +231,12 @@ def test_bad_rules_are_one_clear_error(tmp_path, document: str, message: str) ->
     path.write_text(document)
     with pytest.raises(InputFormatError, match=message):
         load_rules(path)
+
+
+def test_a_user_alerting_all_day_and_night_makes_a_case_a_day() -> None:
+    # Every 50 minutes for 30 hours: never a silence of an hour, yet not one endless case.
+    rows = [alert(f"d{i}", 50 * i, patient=f"p{i}") for i in range(37)]
+    cases = sorted(correlate(frame(rows), RULES).cases, key=lambda c: c.first_time)
+    assert [c.alert_count for c in cases] == [29, 8]  # 0:00-23:20, then from 24:10
+    assert (cases[1].first_time - cases[0].first_time).total_seconds() == 29 * 50 * 60
+    assert all(c.last_time - c.first_time < timedelta(days=1) for c in cases)

@@ -344,6 +344,12 @@ def _correlate_subject(
     fresh_id = case_id_of(subject, pl.col("first_time"), pl.col("key"))
     buckets = buckets.with_columns(
         case_id=pl.coalesce(pl.col("known_ids").list.first(), fresh_id)
+    ).with_columns(
+        # A late alert before a long case's first can move where the day-long pieces
+        # split; a stored id then goes to its first piece only, the others are new.
+        case_id=pl.when(pl.col("case_id").is_first_distinct())
+        .then(pl.col("case_id"))
+        .otherwise(fresh_id)
     )
     merged = {
         absorbed: survivor

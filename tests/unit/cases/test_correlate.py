@@ -240,3 +240,16 @@ def test_a_user_alerting_all_day_and_night_makes_a_case_a_day() -> None:
     assert [c.alert_count for c in cases] == [29, 8]  # 0:00-23:20, then from 24:10
     assert (cases[1].first_time - cases[0].first_time).total_seconds() == 29 * 50 * 60
     assert all(c.last_time - c.first_time < timedelta(days=1) for c in cases)
+
+
+def test_a_stored_id_goes_to_one_case_only_when_a_late_alert_moves_the_split() -> None:
+    # A stored case of 25 hours' alerts (all carrying its id), then a late alert an hour
+    # before its first: the day-long pieces now split elsewhere, and the id stays unique.
+    stored = frame([alert(f"s{i}", 50 * i, patient=f"p{i}") for i in range(31)]).with_columns(
+        case_id=pl.lit("c-stored-u1")
+    )
+    late = frame([alert("early", -55, patient="px")])
+    cases = correlate(pl.concat([stored, late], how="diagonal"), RULES).cases
+    ids = [c.case_id for c in cases]
+    assert len(ids) == len(set(ids)) == 2 and "c-stored-u1" in ids
+    assert sum(c.alert_count for c in cases) == 32

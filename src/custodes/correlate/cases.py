@@ -77,19 +77,13 @@ MAX_CASE_SPAN = timedelta(days=1)
 STORY_SEPARATOR = "\x1f"
 
 _STAGE_LABELS = {"unusual_signin": "unusual sign-in", "access": "access", "export": "export"}
-_SEVERITY_RANKS = {severity.value: severity.rank for severity in Severity}
 _SEVERITY_NAMES = [severity.value for severity in Severity]
-
-
-def empty_alerts() -> pl.DataFrame:
-    """An alert frame with no rows."""
-    return pl.DataFrame(schema=ALERT_SCHEMA)
 
 
 def conform_alerts(alerts: pl.DataFrame) -> pl.DataFrame:
     """``alerts`` with exactly the columns of ``ALERT_SCHEMA`` (the optional ``rules``
-    and ``probability`` filled with nulls when missing), plus a known ``case_id`` and
-    ``patient_case_id`` when the frame carries them."""
+    and ``probability`` null when missing), plus the ``case_id`` and ``patient_case_id``
+    of stored alerts (null for newcomers)."""
     columns = [
         (pl.col(name) if name in alerts.columns else pl.lit(None)).cast(dtype).alias(name)
         for name, dtype in ALERT_SCHEMA.items()
@@ -102,20 +96,12 @@ def conform_alerts(alerts: pl.DataFrame) -> pl.DataFrame:
     return alerts.select(columns)
 
 
-def score_severity(score: float) -> Severity:
-    """The severity a lone alert earns from its score.
-
-    >>> score_severity(95), score_severity(80), score_severity(61)
-    (<Severity.HIGH: 'high'>, <Severity.MEDIUM: 'medium'>, <Severity.LOW: 'low'>)
-    """
-    if score >= 90:
-        return Severity.HIGH
-    if score >= 75:
-        return Severity.MEDIUM
-    return Severity.LOW
-
-
 def _score_rank() -> pl.Expr:
+    """The severity rank a case earns from its best score: 90 high, 75 medium, else low.
+
+    >>> pl.select(score=pl.Series([95.0, 80.0, 61.0])).select(_score_rank()).to_series().to_list()
+    [2, 1, 0]
+    """
     score = pl.col("score")
     return (
         pl.when(score >= 90).then(Severity.HIGH.rank)
